@@ -1,0 +1,86 @@
+#define _POSIX_C_SOURCE 200809L
+#include "lv_cfg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lv_err.h"
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return (v && *v) ? v : dflt;
+}
+
+static int env_long(const char *name, long long dflt, long long lo, long long hi, long long *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        *out = dflt;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || x < lo || x > hi) {
+        fprintf(stderr, "配置错误 (bad config): %s=%s, expected an integer in %lld..%lld\n", name, v,
+                lo, hi);
+        return LV_EINVAL;
+    }
+    *out = x;
+    return 0;
+}
+
+int lv_cfg_load(lv_cfg_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    long long v;
+    if (env_long("LEVEE_PORT_BASE", 17400, 1024, 65000, &v))
+        return LV_EINVAL;
+    cfg->port_base = (int)v;
+    snprintf(cfg->home, sizeof cfg->home, "%s", env_or("LEVEE_HOME", ".levee"));
+    snprintf(cfg->policy_path, sizeof cfg->policy_path, "%s",
+             env_or("LEVEE_POLICY", "policy/default.json"));
+    char dflt_pg[256];
+    snprintf(dflt_pg, sizeof dflt_pg, "host=127.0.0.1 port=%d user=levee dbname=levee",
+             cfg->port_base);
+    snprintf(cfg->pg_conninfo, sizeof cfg->pg_conninfo, "%s", env_or("LEVEE_PG", dflt_pg));
+    snprintf(cfg->redis_host, sizeof cfg->redis_host, "%s",
+             env_or("LEVEE_REDIS_HOST", "127.0.0.1"));
+    if (env_long("LEVEE_REDIS_PORT", cfg->port_base + 1, 1, 65535, &v))
+        return LV_EINVAL;
+    cfg->redis_port = (int)v;
+    char ep[64];
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", cfg->port_base + 10);
+    snprintf(cfg->ep_matching, sizeof cfg->ep_matching, "%s", env_or("LEVEE_EP_MATCHING", ep));
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", cfg->port_base + 11);
+    snprintf(cfg->ep_dispatch, sizeof cfg->ep_dispatch, "%s", env_or("LEVEE_EP_DISPATCH", ep));
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", cfg->port_base + 12);
+    snprintf(cfg->ep_ledger, sizeof cfg->ep_ledger, "%s", env_or("LEVEE_EP_LEDGER", ep));
+    snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", cfg->port_base + 13);
+    snprintf(cfg->ep_notify, sizeof cfg->ep_notify, "%s", env_or("LEVEE_EP_NOTIFY", ep));
+    if (env_long("LEVEE_BATCH_ROWS", 5000, 1, 100000, &v))
+        return LV_EINVAL;
+    cfg->batch_rows = (size_t)v;
+    if (env_long("LEVEE_CREDIT", 4, 1, 1024, &v))
+        return LV_EINVAL;
+    cfg->credit = (int)v;
+    if (env_long("LEVEE_RESEND_MS", 5000, 50, 3600000, &v))
+        return LV_EINVAL;
+    cfg->resend_ms = (int)v;
+    if (env_long("LEVEE_MAX_RECORD_BYTES", 65536, 256, 16777216, &v))
+        return LV_EINVAL;
+    cfg->max_record_bytes = (size_t)v;
+    if (env_long("LEVEE_MAX_FIELDS", 256, 8, 4096, &v))
+        return LV_EINVAL;
+    cfg->max_fields = (size_t)v;
+    if (env_long("LEVEE_MAX_FILE_BYTES", 8LL << 30, 1, 1LL << 40, &v))
+        return LV_EINVAL;
+    cfg->max_file_bytes = v;
+    if (env_long("LEVEE_DEDUP_TTL_S", 90 * 86400, 1, 3650LL * 86400, &v))
+        return LV_EINVAL;
+    cfg->dedup_ttl_s = (int)v;
+    return 0;
+}

@@ -1,0 +1,31 @@
+/* Per-instance configuration from the environment, with defaults that make
+ * the local stack work with no file at all. */
+#ifndef LV_CFG_H
+#define LV_CFG_H
+
+#include <stddef.h>
+
+typedef struct {
+    char home[512];
+    char policy_path[512];
+    char pg_conninfo[512];
+    char redis_host[64];
+    int redis_port;
+    int port_base;
+    char ep_matching[64]; /* tcp endpoints the consumers bind */
+    char ep_dispatch[64];
+    char ep_ledger[64];
+    char ep_notify[64];
+    size_t batch_rows;      /* LEVEE_BATCH_ROWS: rows per ingest batch */
+    int credit;             /* LEVEE_CREDIT: unacknowledged messages per peer */
+    int resend_ms;          /* LEVEE_RESEND_MS: resend an unacked message after this */
+    size_t max_record_bytes; /* LEVEE_MAX_RECORD_BYTES */
+    size_t max_fields;      /* LEVEE_MAX_FIELDS */
+    long long max_file_bytes; /* LEVEE_MAX_FILE_BYTES */
+    int dedup_ttl_s;        /* LEVEE_DEDUP_TTL_S */
+} lv_cfg_t;
+
+/* Fills cfg from LEVEE_* variables. Returns 0 or LV_EINVAL with a message on stderr. */
+int lv_cfg_load(lv_cfg_t *cfg);
+
+#endif

@@ -1,0 +1,143 @@
+#define _POSIX_C_SOURCE 200809L
+#include "lv_pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lv_err.h"
+#include "lv_log.h"
+#include "lv_time.h"
+
+PGconn *lv_pg_connect(const char *conninfo, int wait_ms)
+{
+    int64_t until = lv_mono_ms() + wait_ms;
+    for (;;) {
+        PGconn *pg = PQconnectdb(conninfo);
+        if (PQstatus(pg) == CONNECTION_OK) {
+            PGresult *r = PQexec(pg, "SET client_min_messages = warning");
+            PQclear(r);
+            return pg;
+        }
+        if (lv_mono_ms() >= until) {
+            lv_error("postgres connect failed: %s", PQerrorMessage(pg));
+            PQfinish(pg);
+            return NULL;
+        }
+        PQfinish(pg);
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int lv_pg_ensure(PGconn *pg)
+{
+    if (PQstatus(pg) == CONNECTION_OK)
+        return 0;
+    PQreset(pg);
+    if (PQstatus(pg) == CONNECTION_OK) {
+        lv_warn("postgres connection re-established");
+        return 0;
+    }
+    return LV_ETRANSIENT;
+}
+
+int lv_pg_classify(PGconn *pg, const PGresult *res)
+{
+    if (PQstatus(pg) != CONNECTION_OK)
+        return LV_ETRANSIENT;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!state)
+        return LV_ETRANSIENT;
+    /* 40xxx: serialization failure / deadlock; 08xxx: connection; 57P: shutdown;
+     * 53xxx: insufficient resources. All worth a retry. */
+    if (!strncmp(state, "40", 2) || !strncmp(state, "08", 2) || !strncmp(state, "57P", 3) ||
+        !strncmp(state, "53", 2))
+        return LV_ETRANSIENT;
+    return LV_EINVAL;
+}
+
+static int check(PGconn *pg, PGresult *res, const char *sql, ExecStatusType want)
+{
+    if (res && PQresultStatus(res) == want)
+        return 0;
+    int e = lv_pg_classify(pg, res);
+    char head[64];
+    snprintf(head, sizeof head, "%s", sql);
+    lv_error("sql failed (%s...): %s", head, res ? PQresultErrorMessage(res) : PQerrorMessage(pg));
+    return e;
+}
+
+int lv_pg_cmd(PGconn *pg, const char *sql, int n, const char *const *params)
+{
+    int64_t r = lv_pg_cmd_count(pg, sql, n, params);
+    return r < 0 ? (int)r : 0;
+}
+
+int64_t lv_pg_cmd_count(PGconn *pg, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    int e = check(pg, res, sql, st == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
+    int64_t count = 0;
+    if (!e) {
+        const char *t = PQcmdTuples(res);
+        count = (t && *t) ? strtoll(t, NULL, 10) : 0;
+    }
+    PQclear(res);
+    return e ? e : count;
+}
+
+int lv_pg_query(PGconn *pg, PGresult **out, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    int e = check(pg, res, sql, PGRES_TUPLES_OK);
+    if (e) {
+        PQclear(res);
+        *out = NULL;
+        return e;
+    }
+    *out = res;
+    return 0;
+}
+
+int lv_pg_scalar(PGconn *pg, char *out, size_t outlen, const char *sql, int n,
+                 const char *const *params)
+{
+    PGresult *res;
+    int e = lv_pg_query(pg, &res, sql, n, params);
+    if (e)
+        return e;
+    if (PQntuples(res) < 1) {
+        PQclear(res);
+        return LV_ENOTFOUND;
+    }
+    snprintf(out, outlen, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return 0;
+}
+
+int lv_pg_begin(PGconn *pg)
+{
+    return lv_pg_cmd(pg, "BEGIN", 0, NULL);
+}
+
+int lv_pg_commit(PGconn *pg)
+{
+    PGresult *res = PQexec(pg, "COMMIT");
+    int e = check(pg, res, "COMMIT", PGRES_COMMAND_OK);
+    /* COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK. */
+    if (!e && strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+        lv_error("commit turned into %s", PQcmdStatus(res));
+        e = LV_ETRANSIENT;
+    }
+    PQclear(res);
+    return e;
+}
+
+void lv_pg_rollback(PGconn *pg)
+{
+    PGresult *res = PQexec(pg, "ROLLBACK");
+    PQclear(res);
+}

@@ -1,0 +1,66 @@
+/* The policy: effective-dated versions loaded from a JSON file. Every value
+ * a rule or a payout uses comes from here, never from a constant in code. */
+#ifndef LV_POLICY_H
+#define LV_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LV_POLICY_MAX_TIERS 8
+#define LV_POLICY_MAX_FUNDS 16
+#define LV_POLICY_MAX_VERSIONS 32
+
+typedef struct {
+    int64_t from_fen;  /* the tier applies from here up to the next tier's from_fen */
+    int rate_permille;
+} lv_tier_t;
+
+typedef struct {
+    lv_tier_t tiers[LV_POLICY_MAX_TIERS];
+    int ntiers;
+    int64_t cap_fen; /* per household (illness, disaster) or student (education) per year */
+} lv_payout_rule_t;
+
+typedef struct {
+    char fund_id[32];
+    char name[96];
+    int64_t opening_fen;
+} lv_fund_def_t;
+
+typedef struct {
+    char version[64];
+    int64_t effective_ms;
+    int64_t income_line_fen;
+    int64_t poverty_num, poverty_den; /* poverty_line = line * num / den */
+    int64_t watch_num, watch_den;     /* yellow watch line = line * num / den */
+    int rigid_window_days;
+    int verification_due_days;
+    int publicity_days;
+    int identification_target_days;
+    int recheck_rate_permille;
+    int recheck_tolerance_permille;
+    lv_payout_rule_t illness, disaster, education;
+    int64_t relief_max_fen;
+    lv_fund_def_t funds[LV_POLICY_MAX_FUNDS];
+    int nfunds;
+} lv_policy_version_t;
+
+typedef struct lv_policy lv_policy_t;
+
+/* Loads and validates the file. On error returns NULL and writes a message
+ * naming the line (syntax) or the key path (e.g. versions[0].income_line_fen). */
+lv_policy_t *lv_policy_load(const char *path, char *err, size_t errlen);
+void lv_policy_destroy(lv_policy_t **self_p);
+
+/* The version in effect at a time (the latest effective_from <= at_ms), or
+ * NULL when none is. */
+const lv_policy_version_t *lv_policy_at(const lv_policy_t *self, int64_t at_ms);
+
+/* A payout from a tier table: the sum over tiers of (part of basis in the
+ * tier) x rate, in fen x permille, divided by 1000 once at the end rounding
+ * half up, then capped at cap_fen - already_paid_fen (never below 0).
+ * Writes the computation in words into explain. */
+int64_t lv_payout_compute(const lv_payout_rule_t *rule, int64_t basis_fen, int64_t already_paid_fen,
+                          char *explain, size_t n);
+
+#endif

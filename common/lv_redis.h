@@ -1,0 +1,23 @@
+/* Redis as a fast path only: a dedup pre-filter. Postgres stays the truth,
+ * so a Redis that is down or wiped costs speed, never correctness. */
+#ifndef LV_REDIS_H
+#define LV_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct lv_redis lv_redis_t;
+
+lv_redis_t *lv_redis_new(const char *host, int port);
+void lv_redis_destroy(lv_redis_t **self_p);
+
+/* For each key, seen[i] = true when the key exists (it was marked after a
+ * commit). One pipelined round trip. When Redis is unavailable every key is
+ * reported unseen and LV_ETRANSIENT is returned. */
+int lv_redis_seen(lv_redis_t *self, const char *const *keys, size_t n, bool *seen);
+
+/* Marks keys as committed: SET key 1 NX EX ttl, pipelined. Call only after
+ * the Postgres commit that made the keys true. */
+int lv_redis_mark(lv_redis_t *self, const char *const *keys, size_t n, int ttl_s);
+
+#endif

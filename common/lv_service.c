@@ -1,0 +1,188 @@
+#define _POSIX_C_SOURCE 200809L
+#include "lv_service.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lv_err.h"
+#include "lv_log.h"
+#include "lv_pg.h"
+#include "lv_time.h"
+
+struct lv_service {
+    lv_service_opts_t opts;
+    lv_cfg_t cfg;
+    lv_policy_t *policy;
+    PGconn *pg;
+    void *zctx;
+    lv_consumer_t *consumer;
+    lv_relay_t *relay;
+};
+
+static volatile sig_atomic_t s_stop, s_reload;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
+}
+
+bool lv_service_stopping(void)
+{
+    return s_stop != 0;
+}
+
+lv_service_t *lv_service_new(const lv_service_opts_t *opts)
+{
+    lv_log_init(opts->name);
+    lv_service_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->opts = *opts;
+    if (lv_cfg_load(&self->cfg))
+        goto fail;
+    char err[512];
+    self->policy = lv_policy_load(self->cfg.policy_path, err, sizeof err);
+    if (!self->policy) {
+        lv_error("%s", err);
+        goto fail;
+    }
+    self->pg = lv_pg_connect(self->cfg.pg_conninfo, 30000);
+    if (!self->pg)
+        goto fail;
+    self->zctx = zmq_ctx_new();
+    if (opts->bind_endpoint) {
+        self->consumer = lv_consumer_new(self->zctx, opts->name, opts->bind_endpoint);
+        if (!self->consumer)
+            goto fail;
+    }
+    self->relay = lv_relay_new(self->zctx, opts->name, self->cfg.credit, self->cfg.resend_ms);
+    if (!self->relay)
+        goto fail;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return self;
+fail:
+    lv_service_destroy(&self);
+    return NULL;
+}
+
+void lv_service_destroy(lv_service_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    lv_service_t *self = *self_p;
+    lv_relay_destroy(&self->relay);
+    lv_consumer_destroy(&self->consumer);
+    if (self->zctx)
+        zmq_ctx_term(self->zctx);
+    if (self->pg)
+        PQfinish(self->pg);
+    lv_policy_destroy(&self->policy);
+    free(self);
+    *self_p = NULL;
+}
+
+int lv_service_add_dest(lv_service_t *self, const char *dest, const char *endpoint)
+{
+    return lv_relay_add(self->relay, dest, endpoint);
+}
+
+PGconn *lv_service_pg(lv_service_t *self)
+{
+    return self->pg;
+}
+
+const lv_cfg_t *lv_service_cfg(const lv_service_t *self)
+{
+    return &self->cfg;
+}
+
+const lv_policy_t *lv_service_policy(const lv_service_t *self)
+{
+    return self->policy;
+}
+
+lv_relay_t *lv_service_relay(lv_service_t *self)
+{
+    return self->relay;
+}
+
+static void reload_policy(lv_service_t *self)
+{
+    char err[512];
+    lv_policy_t *p = lv_policy_load(self->cfg.policy_path, err, sizeof err);
+    if (!p) {
+        lv_error("policy reload refused, keeping the old one: %s", err);
+        return;
+    }
+    /* The loop is single-threaded and nothing holds a version across turns,
+     * so swapping here loses no in-flight work. */
+    lv_policy_destroy(&self->policy);
+    self->policy = p;
+    lv_info("policy reloaded from %s", self->cfg.policy_path);
+}
+
+int lv_service_run(lv_service_t *self)
+{
+    lv_info("started");
+    int wait = 0;
+    while (!s_stop) {
+        zmq_pollitem_t items[16];
+        int n = 0;
+        if (self->consumer) {
+            items[n].socket = lv_consumer_socket(self->consumer);
+            items[n].fd = 0;
+            items[n].events = ZMQ_POLLIN;
+            items[n].revents = 0;
+            n++;
+        }
+        n += lv_relay_pollitems(self->relay, items + n, 16 - n);
+        if (zmq_poll(items, n, wait) < 0 && errno != EINTR)
+            lv_error("poll: %s", zmq_strerror(errno));
+        if (s_reload) {
+            s_reload = 0;
+            reload_policy(self);
+        }
+        bool busy = false;
+        if (self->consumer) {
+            /* A bounded number per turn so acks and ticks are never starved. */
+            for (int i = 0; i < 16 && !s_stop; i++) {
+                int r = lv_consumer_step(self->consumer, self->pg, self->opts.handler,
+                                         self->opts.ctx);
+                if (r <= 0) {
+                    if (r < 0)
+                        busy = false;
+                    break;
+                }
+                busy = true;
+            }
+        }
+        if (busy)
+            lv_relay_kick(self->relay);
+        if (lv_relay_run(self->relay, self->pg) == LV_ETRANSIENT)
+            lv_pg_ensure(self->pg);
+        wait = 100;
+        if (self->opts.tick) {
+            int t = self->opts.tick(self->opts.ctx, self);
+            if (t < wait)
+                wait = t < 0 ? 0 : t;
+        }
+        if (busy)
+            wait = 0;
+    }
+    lv_info("stopping");
+    return 0;
+}

@@ -1,0 +1,311 @@
+/* levee-cli: the command line of Levee (防返贫动态监测与帮扶平台). Reads go
+ * straight to Postgres with parameterised queries; decisions go to dispatch
+ * as Commands over the bus. Text for people by default, one JSON document on
+ * stdout with --json. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "cli_table.h"
+#include "lv_err.h"
+#include "lv_log.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(cli_t *cli, const cli_args_t *a);
+    int min_pos, max_pos;
+    const cli_opt_t *opts; /* ends with a NULL name */
+    const char *synopsis;
+    const char *what;
+} cli_cmd_t;
+
+static const cli_opt_t o_none[] = {{NULL, false}};
+static const cli_opt_t o_load[] = {{"--no-wait", false}, {"--timeout", true}, {NULL, false}};
+static const cli_opt_t o_wait[] = {{"--timeout", true}, {NULL, false}};
+static const cli_opt_t o_task_result[] = {
+    {"--income", true}, {"--members", true},  {"--rigid", true}, {"--excluded", true},
+    {"--risk", true},   {"--findings", true}, {"--actor", true}, {NULL, false},
+};
+static const cli_opt_t o_step[] = {
+    {"--note", true}, {"--actor", true}, {"--role", true}, {NULL, false}};
+static const cli_opt_t o_cases[] = {
+    {"--status", true}, {"--region", true}, {"--limit", true}, {NULL, false}};
+static const cli_opt_t o_tasks[] = {
+    {"--assignee", true}, {"--status", true}, {"--limit", true}, {NULL, false}};
+static const cli_opt_t o_payouts[] = {{"--household", true}, {"--limit", true}, {NULL, false}};
+static const cli_opt_t o_inbox[] = {{"--limit", true}, {NULL, false}};
+
+static const cli_cmd_t s_cmds[] = {
+    {"load", cli_cmd_load, 2, 2, o_load, "load SOURCE FILE [--no-wait] [--timeout S]",
+     "导入数据文件并显示进度 (load a feed file); SOURCE: registry medical civil disaster "
+     "education income declaration visit"},
+    {"import", cli_cmd_import, 1, 1, o_none, "import ID", "导入结果 (an import's summary)"},
+    {"rejects", cli_cmd_rejects, 1, 1, o_none, "rejects ID",
+     "全部拒绝行, CSV (all rejected rows of an import as CSV)"},
+    {"wait-idle", cli_cmd_wait_idle, 0, 0, o_wait, "wait-idle [--timeout S]",
+     "等待全部处理完毕 (wait until no import is pending and the outbox is empty)"},
+    {"investigator-add", cli_cmd_investigator_add, 3, 3, o_none,
+     "investigator-add ID NAME REGION_PREFIX", "登记或更新调查员 (add or update an investigator)"},
+    {"task-result", cli_cmd_task_result, 1, 1, o_task_result,
+     "task-result TASK_ID --income 元 --members N --rigid 元 [--excluded REASON] [--risk 因病] "
+     "[--findings TEXT] [--actor NAME]",
+     "提交入户核实结果 (submit a verification result)"},
+    {"step", cli_cmd_step, 3, 3, o_step,
+     "step CASE_ID STEP pass|fail [--note TEXT] [--actor NAME] [--role ROLE]",
+     "办理流程环节 (record a step); STEP: screen deliberate publicize object town_review "
+     "county_approve reject eliminate"},
+    {"cases", cli_cmd_cases, 0, 0, o_cases, "cases [--status S] [--region PREFIX] [--limit N]",
+     "案件列表 (cases)"},
+    {"tasks", cli_cmd_tasks, 0, 0, o_tasks, "tasks [--assignee A] [--status S] [--limit N]",
+     "核实任务 (verification tasks)"},
+    {"payouts", cli_cmd_payouts, 0, 0, o_payouts, "payouts [--household H] [--limit N]",
+     "帮扶资金发放 (payouts)"},
+    {"funds", cli_cmd_funds, 0, 0, o_none, "funds", "资金账户 (funds and balances)"},
+    {"inbox", cli_cmd_inbox, 0, 1, o_inbox, "inbox [RECIPIENT] [--limit N]",
+     "消息 (notifications, newest first)"},
+    {"household", cli_cmd_household, 1, 1, o_none, "household ID",
+     "一户一档 (a household's file)"},
+    {"summary", cli_cmd_summary, 0, 0, o_none, "summary", "汇总 (figures at a glance)"},
+};
+#define NCMDS (sizeof s_cmds / sizeof s_cmds[0])
+
+static void usage(FILE *out)
+{
+    fputs("levee-cli: 防返贫动态监测与帮扶平台 命令行 (Levee command line)\n\n"
+          "用法 usage: levee-cli COMMAND [ARGS] [--json]\n\n",
+          out);
+    for (size_t i = 0; i < NCMDS; i++)
+        fprintf(out, "  %s\n      %s\n", s_cmds[i].synopsis, s_cmds[i].what);
+    fputs("\n  --json   输出一个 JSON 文档 (print exactly one JSON document on stdout)\n"
+          "  --help   本说明 (this text); COMMAND --help for one command\n\n"
+          "退出码 exit codes: 0 成功 ok; 1 失败或被拒绝 failed or refused; 2 用法错误 bad usage;\n"
+          "  3 无法连接 Postgres/dispatch 或超时 (unreachable or timed out)\n"
+          "环境变量 environment: LEVEE_PG, LEVEE_PORT_BASE, LEVEE_EP_DISPATCH\n",
+          out);
+}
+
+static int usage_json(void)
+{
+    json_t *cmds = json_array();
+    for (size_t i = 0; i < NCMDS; i++)
+        json_array_append_new(cmds, json_pack("{s:s, s:s, s:s}", "name", s_cmds[i].name,
+                                              "synopsis", s_cmds[i].synopsis, "description",
+                                              s_cmds[i].what));
+    cli_json_out(json_pack("{s:o}", "commands", cmds));
+    return CLI_EXIT_OK;
+}
+
+int cli_fail(cli_t *cli, int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cli && cli->json)
+        cli_json_out(json_pack("{s:s, s:i}", "error", msg, "exit", code));
+    else
+        fprintf(stderr, "%s\n", msg);
+    return code;
+}
+
+PGconn *cli_pg(cli_t *cli)
+{
+    if (cli->pg)
+        return cli->pg;
+    /* Defaults first, the configured conninfo last, so it overrides them. */
+    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *const vals[] = {"5", "levee-cli", cli->cfg.pg_conninfo, NULL};
+    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", pg ? PQerrorMessage(pg) : "out of memory");
+        size_t n = strlen(why);
+        while (n > 0 && (why[n - 1] == '\n' || why[n - 1] == ' '))
+            why[--n] = '\0';
+        PQfinish(pg);
+        cli_fail(cli, CLI_EXIT_DOWN, "无法连接 Postgres (could not reach Postgres): %s", why);
+        return NULL;
+    }
+    PQclear(PQexec(pg, "SET client_min_messages = warning"));
+    cli->pg = pg;
+    return pg;
+}
+
+int cli_pg_fail(cli_t *cli, int e)
+{
+    if (cli->pg && PQstatus(cli->pg) != CONNECTION_OK)
+        return cli_fail(cli, CLI_EXIT_DOWN,
+                        "与 Postgres 的连接中断 (lost the connection to Postgres)");
+    if (e == LV_ETRANSIENT)
+        return cli_fail(cli, CLI_EXIT_FAIL, "数据库繁忙, 请重试 (database busy, try again)");
+    return cli_fail(cli, CLI_EXIT_FAIL, "数据库查询失败 (query failed; see the log line above)");
+}
+
+int cli_parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!s || !*s)
+        return LV_EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return LV_EINVAL;
+    *out = v;
+    return 0;
+}
+
+void cli_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+const char *cli_opt(const cli_args_t *a, const char *name)
+{
+    for (int i = 0; i < a->nopts; i++)
+        if (!strcmp(a->opt_name[i], name))
+            return a->opt_val[i];
+    return NULL;
+}
+
+static const cli_opt_t *find_opt(const cli_opt_t *opts, const char *name, size_t n)
+{
+    for (int i = 0; opts[i].name; i++)
+        if (strlen(opts[i].name) == n && !strncmp(opts[i].name, name, n))
+            return &opts[i];
+    return NULL;
+}
+
+static void cmd_usage(const cli_cmd_t *c, FILE *out)
+{
+    fprintf(out, "用法 usage: levee-cli %s [--json]\n  %s\n", c->synopsis, c->what);
+}
+
+/* Splits argv into positionals and the command's options ("--x v" or
+ * "--x=v"); "--" ends the options. Returns 0 or an exit code. */
+static int parse_args(cli_t *cli, const cli_cmd_t *c, int argc, char **argv, cli_args_t *a)
+{
+    memset(a, 0, sizeof *a);
+    bool opts_done = false;
+    for (int i = 0; i < argc; i++) {
+        const char *s = argv[i];
+        if (!opts_done && !strcmp(s, "--")) {
+            opts_done = true;
+            continue;
+        }
+        if (!opts_done && s[0] == '-' && s[1] == '-') {
+            const char *eq = strchr(s, '=');
+            size_t n = eq ? (size_t)(eq - s) : strlen(s);
+            const cli_opt_t *o = find_opt(c->opts, s, n);
+            if (!o) {
+                cli_fail(cli, CLI_EXIT_USAGE, "未知选项 (unknown option) %.*s for %s", (int)n, s,
+                         c->name);
+                if (!cli->json)
+                    cmd_usage(c, stderr);
+                return CLI_EXIT_USAGE;
+            }
+            const char *v = "";
+            if (o->has_value) {
+                if (eq)
+                    v = eq + 1;
+                else if (i + 1 < argc)
+                    v = argv[++i];
+                else
+                    return cli_fail(cli, CLI_EXIT_USAGE, "选项 %s 缺少值 (option needs a value)",
+                                    o->name);
+            } else if (eq) {
+                return cli_fail(cli, CLI_EXIT_USAGE, "选项 %s 不带值 (option takes no value)",
+                                o->name);
+            }
+            if (cli_opt(a, o->name))
+                return cli_fail(cli, CLI_EXIT_USAGE, "选项 %s 重复 (option given twice)",
+                                o->name);
+            if (a->nopts >= CLI_MAX_OPTS)
+                return cli_fail(cli, CLI_EXIT_USAGE, "选项太多 (too many options)");
+            a->opt_name[a->nopts] = o->name;
+            a->opt_val[a->nopts] = v;
+            a->nopts++;
+            continue;
+        }
+        if (a->npos >= CLI_MAX_POS || a->npos >= c->max_pos) {
+            cli_fail(cli, CLI_EXIT_USAGE, "多余的参数 (unexpected argument): %s", s);
+            if (!cli->json)
+                cmd_usage(c, stderr);
+            return CLI_EXIT_USAGE;
+        }
+        a->pos[a->npos++] = s;
+    }
+    if (a->npos < c->min_pos) {
+        cli_fail(cli, CLI_EXIT_USAGE, "缺少参数 (missing arguments) for %s", c->name);
+        if (!cli->json)
+            cmd_usage(c, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cli_t cli;
+    memset(&cli, 0, sizeof cli);
+    lv_log_init("levee-cli");
+
+    /* --json may stand anywhere before "--"; take it out first. */
+    int n = 0;
+    bool help = false, ended = false;
+    for (int i = 1; i < argc; i++) {
+        if (!ended && !strcmp(argv[i], "--"))
+            ended = true;
+        if (!ended && !strcmp(argv[i], "--json")) {
+            cli.json = true;
+            continue;
+        }
+        if (!ended && (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")))
+            help = true;
+        argv[++n] = argv[i];
+    }
+    argc = n + 1;
+
+    const cli_cmd_t *c = NULL;
+    if (argc >= 2)
+        for (size_t i = 0; i < NCMDS; i++)
+            if (!strcmp(s_cmds[i].name, argv[1]))
+                c = &s_cmds[i];
+    if (help) {
+        if (cli.json)
+            return usage_json();
+        if (c)
+            cmd_usage(c, stdout);
+        else
+            usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (argc < 2) {
+        if (cli.json)
+            return cli_fail(&cli, CLI_EXIT_USAGE, "缺少命令 (no command); try --help");
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (!c)
+        return cli_fail(&cli, CLI_EXIT_USAGE, "未知命令 (unknown command): %s; try --help",
+                        argv[1]);
+    cli_args_t a;
+    int rc = parse_args(&cli, c, argc - 2, argv + 2, &a);
+    if (rc)
+        return rc;
+    if (lv_cfg_load(&cli.cfg))
+        return cli_fail(&cli, CLI_EXIT_USAGE, "配置错误 (bad LEVEE_* configuration)");
+    rc = c->fn(&cli, &a);
+    if (cli.pg)
+        PQfinish(cli.pg);
+    fflush(stdout);
+    return rc;
+}

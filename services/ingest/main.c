@@ -1,0 +1,562 @@
+/* levee-ingest: feeds in, validated, deduplicated, persisted with COPY, and
+ * sent on to matching in batches. One import at a time per worker; each batch
+ * commits its records, its rejects, its outbox message and the import's
+ * checkpoint in one transaction, so a killed import resumes exactly. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "feeds.h"
+#include "lv_buf.h"
+#include "lv_err.h"
+#include "lv_log.h"
+#include "lv_pg.h"
+#include "lv_redis.h"
+#include "lv_service.h"
+#include "lv_time.h"
+
+typedef struct {
+    lv_service_t *svc;
+    const lv_cfg_t *cfg;
+    lv_redis_t *redis;
+    lv_arena_t *arena;
+    /* the import being read */
+    int64_t import_id;
+    const ing_feed_t *feed;
+    FILE *fp;
+    lv_csv_t *csv;
+    int map[ING_MAX_COLS];
+    int64_t rows_done, batch_no, batch_consumed;
+    bool eof;
+    /* the batch being built */
+    ing_row_t *rows;
+    size_t nrows, cap;
+    int64_t nrejects;
+    lv_buf_t rej_row, rej_col, rej_reason, rej_raw;
+    lv_buf_t copy;
+} ing_t;
+
+/* ---- small text helpers ---------------------------------------------- */
+
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t k;
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0 && c >= 0xC2)
+            k = 1;
+        else if ((c & 0xF0) == 0xE0)
+            k = 2;
+        else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
+            k = 3;
+        else
+            return false;
+        if (n - i <= k)
+            return false;
+        for (size_t j = 1; j <= k; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* Raw text kept for a reject: invalid bytes become '?', so Postgres takes it. */
+static void put_sanitized(lv_buf_t *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            k = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+            if (i + k > n || !utf8_valid((const unsigned char *)s + i, k)) {
+                lv_buf_put(b, "?", 1);
+                i++;
+                continue;
+            }
+        } else if (c == 0) {
+            lv_buf_put(b, "?", 1);
+            i++;
+            continue;
+        }
+        lv_buf_put(b, s + i, k);
+        i += k;
+    }
+}
+
+/* A COPY text-format field: backslash, tab, newline and CR escaped. */
+static void copy_field(lv_buf_t *b, const char *s, size_t n)
+{
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = NULL;
+        switch (s[i]) {
+        case '\\': esc = "\\\\"; break;
+        case '\t': esc = "\\t"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        default: continue;
+        }
+        lv_buf_put(b, s + start, i - start);
+        lv_buf_puts(b, esc);
+        start = i + 1;
+    }
+    lv_buf_put(b, s + start, n - start);
+}
+
+static void copy_int(lv_buf_t *b, int64_t v, bool null_if_negative)
+{
+    if (null_if_negative && v < 0)
+        lv_buf_puts(b, "\\N");
+    else
+        lv_buf_printf(b, "%lld", (long long)v);
+}
+
+/* ---- import lifecycle -------------------------------------------------- */
+
+static void close_import(ing_t *g)
+{
+    lv_csv_destroy(&g->csv);
+    if (g->fp)
+        fclose(g->fp);
+    g->fp = NULL;
+    g->import_id = 0;
+    g->feed = NULL;
+}
+
+static void fail_import(ing_t *g, int64_t import_id, const char *why)
+{
+    PGconn *pg = lv_service_pg(g->svc);
+    char id[24], now[24];
+    snprintf(id, sizeof id, "%lld", (long long)import_id);
+    snprintf(now, sizeof now, "%lld", (long long)lv_now_ms());
+    const char *p[3] = {id, why, now};
+    lv_pg_cmd(pg, "UPDATE import SET status = 'failed', error = $2, finished_ms = $3 "
+                  "WHERE import_id = $1", 3, p);
+    lv_warn("import %lld failed: %s", (long long)import_id, why);
+    close_import(g);
+}
+
+/* Claims the oldest queued import, or resumes one this worker left running. */
+static int claim(ing_t *g)
+{
+    PGconn *pg = lv_service_pg(g->svc);
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)lv_now_ms());
+    const char *p[1] = {now};
+    PGresult *res;
+    int e = lv_pg_query(pg, &res,
+                        "UPDATE import SET status = 'running', started_ms = coalesce(started_ms, $1) "
+                        "WHERE import_id = (SELECT import_id FROM import WHERE status IN "
+                        "('queued', 'running') ORDER BY import_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                        "RETURNING import_id, source, path, rows_done, batches",
+                        1, p);
+    if (e)
+        return e;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return LV_ENOTFOUND;
+    }
+    int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    char source[32], path[1024];
+    snprintf(source, sizeof source, "%s", PQgetvalue(res, 0, 1));
+    snprintf(path, sizeof path, "%s", PQgetvalue(res, 0, 2));
+    g->rows_done = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
+    g->batch_no = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    PQclear(res);
+    g->import_id = id;
+    g->eof = false;
+    g->feed = ing_feed_find(source);
+    if (!g->feed) {
+        fail_import(g, id, "未知的数据源 (unknown feed source)");
+        return 0;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !(g->fp = fopen(path, "rb"))) {
+        char why[256];
+        snprintf(why, sizeof why, "无法打开文件 (cannot open file): %s", strerror(errno));
+        fail_import(g, id, why);
+        return 0;
+    }
+    if (st.st_size > g->cfg->max_file_bytes) {
+        fail_import(g, id, "文件超过大小上限 (file over LEVEE_MAX_FILE_BYTES)");
+        return 0;
+    }
+    lv_csv_limits_t lim = {g->cfg->max_record_bytes, g->cfg->max_fields};
+    g->csv = lv_csv_new(g->fp, &lim);
+    char err[256];
+    if (!g->csv || lv_csv_read_header(g->csv, g->feed->cols, g->feed->ncols, g->map, err, sizeof err)) {
+        fail_import(g, id, g->csv ? err : "out of memory");
+        return 0;
+    }
+    /* Resume: the rows before the checkpoint were committed by an earlier run. */
+    for (int64_t i = 0; i < g->rows_done; i++) {
+        int r = lv_csv_next(g->csv);
+        if (r == LV_CSV_EOF) {
+            g->eof = true;
+            break;
+        }
+        if (r == LV_EIO) {
+            fail_import(g, id, "读取文件出错 (read error)");
+            return 0;
+        }
+    }
+    lv_info("import %lld (%s) started at row %lld", (long long)id, source, (long long)g->rows_done);
+    return 0;
+}
+
+/* ---- one batch --------------------------------------------------------- */
+
+static void add_reject(ing_t *g, int64_t row, const char *column, const char *reason,
+                       const char *raw, size_t rawlen)
+{
+    lv_arr_int(&g->rej_row, row);
+    lv_arr_text(&g->rej_col, column, strlen(column));
+    lv_arr_text(&g->rej_reason, reason, strlen(reason));
+    lv_buf_t tmp;
+    lv_buf_init(&tmp, g->cfg->max_record_bytes * 2 + 16);
+    put_sanitized(&tmp, raw, rawlen);
+    lv_arr_text(&g->rej_raw, lv_buf_str(&tmp), tmp.len);
+    lv_buf_free(&tmp);
+    g->nrejects++;
+}
+
+static int read_batch(ing_t *g)
+{
+    lv_arena_reset(g->arena);
+    g->nrows = 0;
+    g->nrejects = 0;
+    lv_buf_t *bufs[4] = {&g->rej_row, &g->rej_col, &g->rej_reason, &g->rej_raw};
+    for (int i = 0; i < 4; i++) {
+        lv_buf_reset(bufs[i]);
+        lv_arr_begin(bufs[i]);
+    }
+    int64_t consumed = 0;
+    while (g->nrows + (size_t)g->nrejects < g->cfg->batch_rows) {
+        int r = lv_csv_next(g->csv);
+        if (r == LV_CSV_EOF) {
+            g->eof = true;
+            break;
+        }
+        if (r == LV_EIO)
+            return LV_EIO;
+        consumed++;
+        size_t rawlen;
+        const char *raw = lv_csv_raw(g->csv, &rawlen);
+        if (r == LV_ELIMIT) {
+            add_reject(g, lv_csv_row(g->csv), "(row)",
+                       "记录超过长度或列数上限 (record over the length or field limit)", "", 0);
+            continue;
+        }
+        if (r == LV_EINVAL) {
+            add_reject(g, lv_csv_row(g->csv), "(row)", "引号未闭合 (unterminated quote)", raw,
+                       rawlen);
+            g->eof = true;
+            break;
+        }
+        if (!utf8_valid((const unsigned char *)raw, rawlen)) {
+            add_reject(g, lv_csv_row(g->csv), "(row)",
+                       "不是有效的 UTF-8 编码 (not valid UTF-8)", raw, rawlen);
+            continue;
+        }
+        if (g->nrows == g->cap) {
+            size_t cap = g->cap ? g->cap * 2 : 1024;
+            ing_row_t *rows = realloc(g->rows, cap * sizeof *rows);
+            if (!rows)
+                return LV_ENOMEM;
+            g->rows = rows;
+            g->cap = cap;
+        }
+        ing_row_t *row = &g->rows[g->nrows];
+        const char *column = "";
+        char reason[256];
+        int e = ing_feed_parse(g->feed, g->csv, g->map, g->arena, row, &column, reason, sizeof reason);
+        if (e == LV_ENOMEM)
+            return e;
+        if (e) {
+            add_reject(g, lv_csv_row(g->csv), column, reason, raw, rawlen);
+            continue;
+        }
+        /* The raw line is kept in the record table. */
+        char *copy = lv_arena_alloc(g->arena, rawlen + 1);
+        if (!copy)
+            return LV_ENOMEM;
+        memcpy(copy, raw, rawlen);
+        copy[rawlen] = '\0';
+        row->raw = copy;
+        row->rawlen = rawlen;
+        g->nrows++;
+    }
+    g->batch_consumed = consumed;
+    for (int i = 0; i < 4; i++)
+        lv_arr_end(bufs[i]);
+    return 0;
+}
+
+static int copy_rows(ing_t *g, PGconn *pg)
+{
+    PGresult *res = PQexec(pg, "COPY stage_record (source, record_id, rev, county, id_number, "
+                               "event_ms, amount_fen, import_id, row_no, raw) FROM STDIN");
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        int e = lv_pg_classify(pg, res);
+        lv_error("COPY failed: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return e;
+    }
+    PQclear(res);
+    lv_buf_t *b = &g->copy;
+    for (size_t i = 0; i < g->nrows; i++) {
+        ing_row_t *r = &g->rows[i];
+        copy_field(b, r->rec.source, strlen(r->rec.source));
+        lv_buf_put(b, "\t", 1);
+        copy_field(b, r->rec.record_id, strlen(r->rec.record_id));
+        lv_buf_put(b, "\t", 1);
+        lv_buf_puts(b, r->rev);
+        lv_buf_put(b, "\t", 1);
+        lv_buf_puts(b, r->county);
+        lv_buf_put(b, "\t", 1);
+        lv_buf_puts(b, r->rec.id_number);
+        lv_buf_put(b, "\t", 1);
+        copy_int(b, r->rec.event_ms, true);
+        lv_buf_put(b, "\t", 1);
+        copy_int(b, r->amount_fen, true);
+        lv_buf_printf(b, "\t%lld\t%lld\t", (long long)g->import_id, (long long)r->rec.row_no);
+        copy_field(b, r->raw, r->rawlen);
+        lv_buf_put(b, "\n", 1);
+        /* Flush in chunks so the buffer stays bounded. */
+        if (b->len > (1u << 20) || i + 1 == g->nrows) {
+            if (b->failed || PQputCopyData(pg, b->s, (int)b->len) != 1) {
+                PQputCopyEnd(pg, "ingest buffer failure");
+                lv_buf_reset(b);
+                return LV_ETRANSIENT;
+            }
+            lv_buf_reset(b);
+        }
+    }
+    if (PQputCopyEnd(pg, NULL) != 1)
+        return LV_ETRANSIENT;
+    res = PQgetResult(pg);
+    int e = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : lv_pg_classify(pg, res);
+    if (e)
+        lv_error("COPY failed: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    while ((res = PQgetResult(pg)))
+        PQclear(res);
+    return e;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static bool contains(const int64_t *sorted, size_t n, int64_t v)
+{
+    return bsearch(&v, sorted, n, sizeof v, cmp_i64) != NULL;
+}
+
+static void dedup_key(const ing_row_t *r, char *out, size_t n)
+{
+    /* The county is a hash tag so Redis Cluster keeps a county on one shard. */
+    snprintf(out, n, "lv:dd:{%s}:%s:%s:%s", r->county, r->rec.source, r->rec.record_id, r->rev);
+}
+
+static int commit_batch(ing_t *g)
+{
+    PGconn *pg = lv_service_pg(g->svc);
+    size_t n = g->nrows;
+    int e = 0;
+    char **keys = calloc(n ? n : 1, sizeof *keys);
+    bool *seen = calloc(n ? n : 1, sizeof *seen);
+    int64_t *inserted = calloc(n ? n : 1, sizeof *inserted);
+    Levee__Record **out = calloc(n ? n : 1, sizeof *out);
+    if (!keys || !seen || !inserted || !out) {
+        e = LV_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = lv_arena_alloc(g->arena, 320);
+        if (!keys[i]) {
+            e = LV_ENOMEM;
+            goto done;
+        }
+        dedup_key(&g->rows[i], keys[i], 320);
+    }
+    /* Fast path: a key in Redis was marked after its commit, so it is surely
+     * a duplicate. A key missing from Redis proves nothing: Postgres decides. */
+    lv_redis_seen(g->redis, (const char *const *)keys, n, seen);
+    size_t kept = 0, redis_dups = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (seen[i]) {
+            redis_dups++;
+            continue;
+        }
+        g->rows[kept] = g->rows[i];
+        keys[kept] = keys[i];
+        kept++;
+    }
+    g->nrows = kept;
+
+    if (lv_pg_ensure(pg) || (e = lv_pg_begin(pg)))
+        goto fail;
+    if ((e = lv_pg_cmd(pg, "CREATE TEMP TABLE IF NOT EXISTS stage_record (LIKE record) "
+                           "ON COMMIT DELETE ROWS", 0, NULL)))
+        goto fail;
+    size_t ninserted = 0;
+    if (kept) {
+        if ((e = copy_rows(g, pg)))
+            goto fail;
+        PGresult *res;
+        if ((e = lv_pg_query(pg, &res, "INSERT INTO record SELECT * FROM stage_record "
+                                       "ON CONFLICT DO NOTHING RETURNING row_no", 0, NULL)))
+            goto fail;
+        for (int i = 0; i < PQntuples(res); i++)
+            inserted[ninserted++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        PQclear(res);
+        qsort(inserted, ninserted, sizeof *inserted, cmp_i64);
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)g->import_id);
+    if (g->nrejects) {
+        const char *p[5] = {id, lv_buf_str(&g->rej_row), lv_buf_str(&g->rej_col),
+                            lv_buf_str(&g->rej_reason), lv_buf_str(&g->rej_raw)};
+        if (g->rej_raw.failed || g->rej_reason.failed) {
+            e = LV_ENOMEM;
+            goto fail;
+        }
+        if ((e = lv_pg_cmd(pg, "INSERT INTO import_reject (import_id, row_no, column_name, reason, raw) "
+                               "SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) "
+                               "ON CONFLICT DO NOTHING", 5, p)))
+            goto fail;
+    }
+    size_t nout = 0;
+    for (size_t i = 0; i < kept; i++)
+        if (contains(inserted, ninserted, g->rows[i].rec.row_no))
+            out[nout++] = &g->rows[i].rec;
+    if (nout) {
+        Levee__RecordBatch batch = LEVEE__RECORD_BATCH__INIT;
+        char msg_id[96];
+        snprintf(msg_id, sizeof msg_id, "ing:%lld:%lld", (long long)g->import_id,
+                 (long long)g->batch_no + 1);
+        batch.batch_id = msg_id;
+        batch.import_id = g->import_id;
+        batch.source = (char *)g->feed->source;
+        batch.n_records = nout;
+        batch.records = out;
+        if ((e = lv_outbox_put(pg, "ingest", "matching", msg_id, "records", &batch.base)))
+            goto fail;
+    }
+    char done[24], acc[24], dup[24], rej[24], now[24], bytes[24];
+    snprintf(done, sizeof done, "%lld", (long long)g->batch_consumed);
+    snprintf(acc, sizeof acc, "%zu", ninserted);
+    snprintf(dup, sizeof dup, "%zu", redis_dups + kept - ninserted);
+    snprintf(rej, sizeof rej, "%lld", (long long)g->nrejects);
+    snprintf(now, sizeof now, "%lld", (long long)lv_now_ms());
+    snprintf(bytes, sizeof bytes, "%lld", (long long)lv_csv_bytes(g->csv));
+    const char *p[8] = {id, done, acc, dup, rej, g->eof ? "done" : "running", now, bytes};
+    if ((e = lv_pg_cmd(pg, "UPDATE import SET rows_done = rows_done + $2, accepted = accepted + $3, "
+                           "duplicates = duplicates + $4, rejected = rejected + $5, "
+                           "batches = batches + 1, status = $6, bytes_done = $8, "
+                           "finished_ms = CASE WHEN $6 = 'done' THEN $7::bigint END "
+                           "WHERE import_id = $1", 8, p)))
+        goto fail;
+    if ((e = lv_pg_commit(pg)))
+        goto done;
+    g->rows_done += g->batch_consumed;
+    g->batch_no++;
+    /* Only now, after the commit, may Redis say these keys exist. */
+    lv_redis_mark(g->redis, (const char *const *)keys, kept, g->cfg->dedup_ttl_s);
+    if (nout)
+        lv_relay_kick(lv_service_relay(g->svc));
+    goto done;
+fail:
+    lv_pg_rollback(pg);
+done:
+    free(keys);
+    free(seen);
+    free(inserted);
+    free(out);
+    return e;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+static int tick(void *ctx, lv_service_t *svc)
+{
+    ing_t *g = ctx;
+    (void)svc;
+    if (!g->import_id) {
+        int e = claim(g);
+        if (e == LV_ENOTFOUND)
+            return 200;
+        if (e)
+            return 1000;
+        if (!g->import_id)
+            return 0;
+    }
+    int64_t rows_before = g->rows_done;
+    int e = read_batch(g);
+    if (e) {
+        fail_import(g, g->import_id, e == LV_EIO ? "读取文件出错 (read error)" : "内存不足 (out of memory)");
+        return 0;
+    }
+    e = commit_batch(g);
+    if (e) {
+        /* Nothing of the batch was kept: reopen the import from its checkpoint. */
+        lv_warn("batch of import %lld not committed (%s); resuming from row %lld",
+                (long long)g->import_id, lv_strerror(e), (long long)rows_before);
+        close_import(g);
+        return 1000;
+    }
+    if (g->eof) {
+        lv_info("import %lld done: %lld rows", (long long)g->import_id, (long long)g->rows_done);
+        close_import(g);
+    }
+    return 0;
+}
+
+int main(void)
+{
+    ing_t g;
+    memset(&g, 0, sizeof g);
+    lv_service_opts_t opts = {.name = "ingest", .tick = tick, .ctx = &g};
+    lv_service_t *svc = lv_service_new(&opts);
+    if (!svc)
+        return 1;
+    g.svc = svc;
+    g.cfg = lv_service_cfg(svc);
+    g.redis = lv_redis_new(g.cfg->redis_host, g.cfg->redis_port);
+    g.arena = lv_arena_new((size_t)4 << 20);
+    size_t cap = g.cfg->batch_rows * (g.cfg->max_record_bytes * 2 + 64) + 4096;
+    lv_buf_init(&g.rej_row, cap);
+    lv_buf_init(&g.rej_col, cap);
+    lv_buf_init(&g.rej_reason, cap);
+    lv_buf_init(&g.rej_raw, cap);
+    lv_buf_init(&g.copy, (size_t)64 << 20);
+    if (!g.redis || !g.arena || lv_service_add_dest(svc, "matching", g.cfg->ep_matching))
+        return 1;
+    int rc = lv_service_run(svc);
+    close_import(&g);
+    lv_buf_free(&g.rej_row);
+    lv_buf_free(&g.rej_col);
+    lv_buf_free(&g.rej_reason);
+    lv_buf_free(&g.rej_raw);
+    lv_buf_free(&g.copy);
+    free(g.rows);
+    lv_arena_destroy(&g.arena);
+    lv_redis_destroy(&g.redis);
+    lv_service_destroy(&svc);
+    return rc;
+}
