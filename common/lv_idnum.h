@@ -32,4 +32,8 @@ int64_t lv_idnum_birth_ms(const lv_idnum_t *id);
 /* 1 male, 2 female (the 17th digit's parity). */
 int lv_idnum_gender(const lv_idnum_t *id);
 
+/* Free text: digit runs that look like an ID number (first 6 and last 4
+ * kept) or a mobile number (first 3 and last 4 kept) are masked in place. */
+void lv_mask_text(char *s);
+
 #endif

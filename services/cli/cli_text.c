@@ -199,32 +199,7 @@ void cli_mask_phone(const char *s, char *out)
 
 void cli_mask_free(char *s)
 {
-    size_t i = 0;
-    while (s[i]) {
-        if (s[i] < '0' || s[i] > '9') {
-            i++;
-            continue;
-        }
-        size_t start = i;
-        while (s[i] >= '0' && s[i] <= '9')
-            i++;
-        if (i - start == 17 && (s[i] == 'X' || s[i] == 'x'))
-            i++;
-        size_t len = i - start;
-        /* Joined to letters it is some other code (a record id), not a number. */
-        bool alone = (start == 0 || !((s[start - 1] >= 'A' && s[start - 1] <= 'Z') ||
-                                     (s[start - 1] >= 'a' && s[start - 1] <= 'z'))) &&
-                     !((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z'));
-        if (!alone)
-            continue;
-        if (len >= 15) {
-            for (size_t k = start + 6; k < i - 4; k++)
-                s[k] = '*';
-        } else if (len == 11 && s[start] == '1') {
-            for (size_t k = start + 3; k < i - 4; k++)
-                s[k] = '*';
-        }
-    }
+    lv_mask_text(s);
 }
 
 void cli_kv(FILE *out, int indent, const char *label, int label_width, const char *value)

@@ -1,0 +1,24 @@
+/* The fund ledger: double-entry accounts, immutable transfers, payouts from
+ * the policy's formulas, never negative, never twice. */
+#ifndef LED_LEDGER_H
+#define LED_LEDGER_H
+
+#include <libpq-fe.h>
+
+#include "lv_arena.h"
+#include "lv_bus.h"
+#include "lv_service.h"
+
+typedef struct {
+    lv_service_t *svc;
+    lv_arena_t *arena;
+} led_t;
+
+/* Creates the policy's fund accounts and posts their opening allocations,
+ * once (the opening transfer's id is the fund's). */
+int led_seed_funds(PGconn *pg, const lv_policy_version_t *v);
+
+/* The consumer handler: "payout" requests from dispatch. */
+int led_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply);
+
+#endif
