@@ -365,8 +365,11 @@ static void note_ack(lv_relay_t *self, dest_t *d, const char *msg_id)
 {
     for (int j = 0; j < d->nflight; j++) {
         if (!strcmp(d->flight[j].msg_id, msg_id)) {
+            /* Keep the rest in send order (seq order), so a resend after a
+             * consumer restart delivers in the original order. */
             free(d->flight[j].body);
-            d->flight[j] = d->flight[d->nflight - 1];
+            memmove(&d->flight[j], &d->flight[j + 1],
+                    (size_t)(d->nflight - j - 1) * sizeof d->flight[0]);
             d->nflight--;
             break;
         }
@@ -457,6 +460,12 @@ static int fetch_new(lv_relay_t *self, PGconn *pg, dest_t *d)
     int room = self->credit - d->nflight;
     if (room <= 0)
         return 0;
+    /* An old unacknowledged message means the consumer went away: resend it
+     * first, so that a restarted consumer sees messages in their order. */
+    int64_t now = lv_mono_ms();
+    for (int j = 0; j < d->nflight; j++)
+        if (now - d->flight[j].sent_ms > self->resend_ms / 2)
+            return 0;
     char last[24], lim[16];
     snprintf(last, sizeof last, "%lld", (long long)d->last_seq);
     snprintf(lim, sizeof lim, "%d", room);
