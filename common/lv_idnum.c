@@ -138,7 +138,17 @@ void lv_mask_text(char *s)
         if (i - start == 17 && (s[i] == 'X' || s[i] == 'x'))
             i++;
         size_t len = i - start;
-        /* Joined to letters it is some other code (a record id), not a number. */
+        /* An 18-character run whose check character is right is an ID
+         * number wherever it stands, even glued to letters. */
+        if (len == 18) {
+            char c = s[start + 17] == 'x' ? 'X' : s[start + 17];
+            if (lv_idnum_check_char(s + start) == c) {
+                for (size_t k = start + 6; k < i - 4; k++)
+                    s[k] = '*';
+                continue;
+            }
+        }
+        /* Otherwise, joined to letters it is some other code (a record id). */
         bool alone = (start == 0 || !((s[start - 1] >= 'A' && s[start - 1] <= 'Z') ||
                                      (s[start - 1] >= 'a' && s[start - 1] <= 'z'))) &&
                      !((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z'));

@@ -260,7 +260,8 @@ static const char *const SQL_PICTURE =
     "  WITH ORDINALITY AS x(hid, rid, ord) ORDER BY hid, ord DESC) "
     "SELECT h.household_id, h.region_code, h.county, h.household_type, "
     "  h.annual_income_fen, (SELECT count(*) FROM person p WHERE p.household_id = h.household_id), "
-    "  coalesce(s.rigid, 0), l.last_ms, st.in_scope, st.grade, t.rid "
+    "  coalesce(s.rigid, 0), l.last_ms, st.in_scope, st.grade, t.rid, "
+    "  coalesce(cardinality(st.risk_factors), 0) "
     "FROM t JOIN household h ON h.household_id = t.hid "
     "LEFT JOIN LATERAL (SELECT max(settle_ms) AS last_ms FROM medical_expense e "
     "  WHERE e.household_id = h.household_id) l ON true "
@@ -378,11 +379,14 @@ static int evaluate(mat_t *m, PGconn *pg, const lv_msg_t *msg, const Levee__Reco
         lv_arr_int(&st.b[10], vd.pci_after_fen);
         arr_str(&st.b[11], vd.explain);
 
-        /* An alert when the household enters scope with a risk factor, or
-         * its grade worsens; an unchanged picture raises nothing new. */
-        bool was_in = !PQgetisnull(res, i, 8) && PQgetvalue(res, i, 8)[0] == 't';
+        /* An alert when the household is in scope with a risk factor and
+         * was not before (it entered scope, or the evidence of a risk came
+         * after the income put it in scope), or when its grade worsens; an
+         * unchanged picture raises nothing new. */
+        bool was_alerted = !PQgetisnull(res, i, 8) && PQgetvalue(res, i, 8)[0] == 't' &&
+                           strtol(PQgetvalue(res, i, 11), NULL, 10) > 0;
         const char *old_grade = PQgetisnull(res, i, 9) ? "" : PQgetvalue(res, i, 9);
-        if (!vd.in_scope || !*rf || (was_in && grade_rank(grade) <= grade_rank(old_grade)))
+        if (!vd.in_scope || !*rf || (was_alerted && grade_rank(grade) <= grade_rank(old_grade)))
             continue;
         size_t idlen = strlen(msg->msg_id) + strlen(hid) + 8;
         char *aid = lv_arena_alloc(m->arena, idlen);

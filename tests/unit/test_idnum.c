@@ -209,6 +209,22 @@ static void test_mask(void **state)
     assert_null(strchr(out, '1'));
 }
 
+/* Free text: an ID number is masked wherever it stands, even glued to
+ * letters; a record id that merely has many digits is left alone. */
+static void test_mask_text(void **state)
+{
+    (void)state;
+    char a[] = "户主 " ID_OK " 电话 13912345678";
+    lv_mask_text(a);
+    assert_string_equal(a, "户主 110101********1233 电话 139****5678");
+    char b[] = "ID" ID_X "x";
+    lv_mask_text(b);
+    assert_string_equal(b, "ID110101********125Xx");
+    char c[] = "结算单 YB620521000001682";
+    lv_mask_text(c);
+    assert_string_equal(c, "结算单 YB620521000001682");
+}
+
 static void test_gender_birth(void **state)
 {
     (void)state;
@@ -237,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_future_birth), cmocka_unit_test(test_length),
         cmocka_unit_test(test_non_digit),   cmocka_unit_test(test_region_zero),
         cmocka_unit_test(test_mask),        cmocka_unit_test(test_gender_birth),
+        cmocka_unit_test(test_mask_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
