@@ -141,11 +141,13 @@ static void load_version(ctx_t *c, json_t *o, int idx, lv_policy_version_t *v)
     snprintf(rp, sizeof rp, "%s.relief", pp);
     v->relief_max_fen = get_int(c, json_object_get(p, "relief"), rp, "max_per_event_fen", 0,
                                 LV_MONEY_MAX_FEN);
+    v->reservation_days = (int)get_int(c, p, pp, "reservation_days", 1, 3660);
     json_t *funds = json_object_get(o, "funds");
     char fp[64];
     snprintf(fp, sizeof fp, "%s.funds", base);
-    if (!json_is_array(funds) || json_array_size(funds) > LV_POLICY_MAX_FUNDS) {
-        fail(c, fp, "must be a list of at most 16 funds");
+    if (!json_is_array(funds) || json_array_size(funds) < 1 ||
+        json_array_size(funds) > LV_POLICY_MAX_FUNDS) {
+        fail(c, fp, "must be a list of 1..16 funds (the first pays the 防贫 payouts)");
         return;
     }
     v->nfunds = (int)json_array_size(funds);
@@ -224,6 +226,14 @@ int64_t lv_payout_compute(const lv_payout_rule_t *rule, int64_t basis_fen, int64
     char m1[32], m2[32];
     lv_money_format(basis_fen, m1, sizeof m1);
     lv_buf_printf(&b, "基数 %s 元", m1);
+    /* Feeds cap amounts at LV_MONEY_MAX_FEN; anything larger or negative is
+     * clamped so the sum below cannot overflow. */
+    if (basis_fen < 0)
+        basis_fen = 0;
+    if (basis_fen > LV_MONEY_MAX_FEN)
+        basis_fen = LV_MONEY_MAX_FEN;
+    if (already_paid_fen < 0)
+        already_paid_fen = 0;
     int64_t milli = 0; /* fen x permille */
     for (int i = 0; i < rule->ntiers; i++) {
         int64_t lo = rule->tiers[i].from_fen;

@@ -41,6 +41,7 @@ typedef struct {
     int recheck_tolerance_permille;
     lv_payout_rule_t illness, disaster, education;
     int64_t relief_max_fen;
+    int reservation_days; /* a reserved payout not paid by then is voided */
     lv_fund_def_t funds[LV_POLICY_MAX_FUNDS];
     int nfunds;
 } lv_policy_version_t;

@@ -95,6 +95,20 @@ void cli_mask_free(char *s);
 /* Prints "label    value" lines with labels padded to a common width. */
 void cli_kv(FILE *out, int indent, const char *label, int label_width, const char *value);
 
+/* ---- messages to services (cli_command.c) ----------------------------- */
+
+struct Levee__Command;
+/* Sends a command to a service and reports its answer (ok, dup, refused,
+ * dead) as text or JSON; returns the exit code. */
+int cli_send_command(cli_t *cli, const char *endpoint, const char *service,
+                     struct Levee__Command *cmd);
+/* "cli:" and 16 random hex characters: a command's idempotency key. */
+int cli_new_cmd_id(char out[21]);
+/* $USER, or "cli". */
+const char *cli_default_actor(void);
+/* 元 text to fen, or an exit code after reporting a bad amount. */
+int cli_parse_money(cli_t *cli, const char *opt, const char *v, int64_t *fen);
+
 /* ---- commands ----------------------------------------------------------- */
 
 int cli_cmd_load(cli_t *cli, const cli_args_t *a);
@@ -113,5 +127,11 @@ int cli_cmd_funds(cli_t *cli, const cli_args_t *a);
 int cli_cmd_inbox(cli_t *cli, const cli_args_t *a);
 int cli_cmd_household(cli_t *cli, const cli_args_t *a);
 int cli_cmd_summary(cli_t *cli, const cli_args_t *a);
+
+int cli_cmd_pay(cli_t *cli, const cli_args_t *a);
+int cli_cmd_void(cli_t *cli, const cli_args_t *a);
+int cli_cmd_donate(cli_t *cli, const cli_args_t *a);
+int cli_cmd_relief(cli_t *cli, const cli_args_t *a);
+int cli_cmd_reconcile(cli_t *cli, const cli_args_t *a);
 
 #endif

@@ -43,14 +43,14 @@ static bool in_list(const char *s, const char *const *list)
     return false;
 }
 
-static const char *default_actor(void)
+const char *cli_default_actor(void)
 {
     const char *u = getenv("USER");
     return u && *u ? u : "cli";
 }
 
 /* "cli:" and 16 random hex characters: the command's idempotency key. */
-static int new_cmd_id(char out[21])
+int cli_new_cmd_id(char out[21])
 {
     if (sodium_init() < 0)
         return LV_EIO;
@@ -71,19 +71,24 @@ static int check_text(cli_t *cli, const char *opt, const char *v)
 /* Sends cmd to dispatch and reports the answer. */
 static int send_command(cli_t *cli, Levee__Command *cmd)
 {
+    return cli_send_command(cli, cli->cfg.ep_dispatch, "dispatch", cmd);
+}
+
+int cli_send_command(cli_t *cli, const char *endpoint, const char *service, Levee__Command *cmd)
+{
     void *z = zmq_ctx_new();
     if (!z)
         return cli_fail(cli, CLI_EXIT_FAIL, "zmq_ctx_new failed");
     char status[16] = "";
     Levee__Reply *reply = NULL;
-    int e = lv_bus_call(z, cli->cfg.ep_dispatch, cmd->cmd_id, "cmd", &cmd->base, CALL_TIMEOUT_MS,
-                        status, &reply);
+    int e = lv_bus_call(z, endpoint, cmd->cmd_id, "cmd", &cmd->base, CALL_TIMEOUT_MS, status,
+                        &reply);
     zmq_ctx_term(z);
     if (e == LV_ENOMEM)
         return cli_fail(cli, CLI_EXIT_FAIL, "内存不足 (out of memory)");
     if (e)
-        return cli_fail(cli, CLI_EXIT_DOWN, "dispatch 无响应 (dispatch not reachable at %s)",
-                        cli->cfg.ep_dispatch);
+        return cli_fail(cli, CLI_EXIT_DOWN, "%s 无响应 (%s not reachable at %s)", service, service,
+                        endpoint);
     const char *detail = reply && reply->detail ? reply->detail : "";
     const char *error = reply && reply->error ? reply->error : "";
     bool ok = !strcmp(status, "ok") || !strcmp(status, "dup");
@@ -105,14 +110,14 @@ static int send_command(cli_t *cli, Levee__Command *cmd)
         fprintf(stderr, "命令无效, 已转入死信 (invalid command, dead-lettered): %s\n",
                 *error ? error : "-");
     } else {
-        fprintf(stderr, "dispatch 回复未知状态 (unknown reply status) %s: %s\n", status, error);
+        fprintf(stderr, "%s 回复未知状态 (unknown reply status) %s: %s\n", service, status, error);
     }
     if (reply)
         levee__reply__free_unpacked(reply, NULL);
     return rc;
 }
 
-static int parse_money(cli_t *cli, const char *opt, const char *v, int64_t *fen)
+int cli_parse_money(cli_t *cli, const char *opt, const char *v, int64_t *fen)
 {
     if (!v)
         return cli_fail(cli, CLI_EXIT_USAGE, "缺少 %s 元 (%s is required)", opt, opt);
@@ -131,8 +136,8 @@ int cli_cmd_task_result(cli_t *cli, const cli_args_t *a)
     const char *task = a->pos[0];
     if (!*task)
         return cli_fail(cli, CLI_EXIT_USAGE, "缺少任务编号 (TASK_ID is empty)");
-    if ((rc = parse_money(cli, "--income", cli_opt(a, "--income"), &cmd.income_fen)) ||
-        (rc = parse_money(cli, "--rigid", cli_opt(a, "--rigid"), &cmd.rigid_fen)))
+    if ((rc = cli_parse_money(cli, "--income", cli_opt(a, "--income"), &cmd.income_fen)) ||
+        (rc = cli_parse_money(cli, "--rigid", cli_opt(a, "--rigid"), &cmd.rigid_fen)))
         return rc;
     const char *m = cli_opt(a, "--members");
     int64_t members;
@@ -153,7 +158,7 @@ int cli_cmd_task_result(cli_t *cli, const cli_args_t *a)
     const char *actor = cli_opt(a, "--actor");
     if ((rc = check_text(cli, "--findings", findings)) || (rc = check_text(cli, "--excluded", excluded)))
         return rc;
-    if (new_cmd_id(id))
+    if (cli_new_cmd_id(id))
         return cli_fail(cli, CLI_EXIT_FAIL, "无法生成命令编号 (no random source)");
     /* protobuf-c fields are char *; the strings are only read while packing. */
     cmd.cmd_id = id;
@@ -164,7 +169,7 @@ int cli_cmd_task_result(cli_t *cli, const cli_args_t *a)
     cmd.exclusion_reason = (char *)(excluded ? excluded : "");
     cmd.risk_factor = (char *)(risk ? risk : "");
     cmd.findings = (char *)(findings ? findings : "");
-    cmd.actor = (char *)(actor && *actor ? actor : default_actor());
+    cmd.actor = (char *)(actor && *actor ? actor : cli_default_actor());
     cmd.role = (char *)"investigator";
     cmd.at_ms = lv_now_ms();
     return send_command(cli, &cmd);
@@ -197,7 +202,7 @@ int cli_cmd_step(cli_t *cli, const cli_args_t *a)
     const char *actor = cli_opt(a, "--actor");
     if ((rc = check_text(cli, "--note", note)))
         return rc;
-    if (new_cmd_id(id))
+    if (cli_new_cmd_id(id))
         return cli_fail(cli, CLI_EXIT_FAIL, "无法生成命令编号 (no random source)");
     cmd.cmd_id = id;
     cmd.name = (char *)"step";
@@ -205,7 +210,7 @@ int cli_cmd_step(cli_t *cli, const cli_args_t *a)
     cmd.step = (char *)step;
     cmd.decision = (char *)decision;
     cmd.note = (char *)(note ? note : "");
-    cmd.actor = (char *)(actor && *actor ? actor : default_actor());
+    cmd.actor = (char *)(actor && *actor ? actor : cli_default_actor());
     cmd.role = (char *)(r ? r : role);
     cmd.at_ms = lv_now_ms();
     return send_command(cli, &cmd);

@@ -135,15 +135,13 @@ int cli_cmd_payouts(cli_t *cli, const cli_args_t *a)
                 2, p, cols, limit);
 }
 
-/* A fund's paid total follows its posted payouts through their transfers. */
+/* A fund's balance is what it can still pay: posted credits less posted
+ * and reserved debits. Paid and reserved totals are the fund's debits. */
 static const char *const SQL_FUNDS =
     "SELECT CASE WHEN a.account_id LIKE 'fund:%' THEN substr(a.account_id, 6) "
     "ELSE a.account_id END AS fund_id, a.name, "
-    "(a.credits_posted - a.debits_posted) AS balance_fen, "
-    "coalesce((SELECT sum(p.amount_fen) FROM payout p JOIN transfer t "
-    "ON t.transfer_id = p.transfer_id WHERE p.status = 'posted' "
-    "AND t.debit_account = a.account_id), 0)::bigint AS paid_fen, "
-    "0::bigint AS pending_fen "
+    "(a.credits_posted - a.debits_posted - a.debits_pending) AS balance_fen, "
+    "a.debits_posted AS paid_fen, a.debits_pending AS pending_fen "
     "FROM account a WHERE a.kind = 'fund' ORDER BY a.account_id";
 
 int cli_cmd_funds(cli_t *cli, const cli_args_t *a)

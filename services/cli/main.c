@@ -40,6 +40,10 @@ static const cli_opt_t o_tasks[] = {
     {"--assignee", true}, {"--status", true}, {"--limit", true}, {NULL, false}};
 static const cli_opt_t o_payouts[] = {{"--household", true}, {"--limit", true}, {NULL, false}};
 static const cli_opt_t o_inbox[] = {{"--limit", true}, {NULL, false}};
+static const cli_opt_t o_pay[] = {{"--all", false},   {"--region", true}, {"--actor", true},
+                                  {"--role", true},   {"--note", true},   {NULL, false}};
+static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
+                                    {"--date", true}, {NULL, false}};
 
 static const cli_cmd_t s_cmds[] = {
     {"load", cli_cmd_load, 2, 2, o_load, "load SOURCE FILE [--no-wait] [--timeout S]",
@@ -72,6 +76,17 @@ static const cli_cmd_t s_cmds[] = {
     {"household", cli_cmd_household, 1, 1, o_none, "household ID",
      "一户一档 (a household's file)"},
     {"summary", cli_cmd_summary, 0, 0, o_none, "summary", "汇总 (figures at a glance)"},
+    {"pay", cli_cmd_pay, 0, 1, o_pay, "pay PAYOUT_ID | --all [--region PREFIX] [--role town]",
+     "支付已预留的发放 (pay reserved payouts; relief needs --role town)"},
+    {"void", cli_cmd_void, 1, 1, o_money, "void PAYOUT_ID --note WHY",
+     "作废已预留的发放 (void a reserved payout)"},
+    {"donate", cli_cmd_donate, 3, 3, o_money, "donate VILLAGE_CODE DONOR AMOUNT [--date D]",
+     "向村级救助基金捐赠 (a donation to a village relief fund)"},
+    {"relief", cli_cmd_relief, 2, 2, o_money, "relief HOUSEHOLD_ID AMOUNT --note WHY",
+     "申请村级临时救助, 待乡镇审批 (temporary relief, paid on the town's approval)"},
+    {"reconcile", cli_cmd_reconcile, 0, 0, o_none, "reconcile",
+     "对账 (prove the books: balanced, every account equals its transfers, no overdraft, "
+     "payouts match cases and caps)"},
 };
 #define NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 

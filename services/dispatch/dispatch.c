@@ -440,7 +440,8 @@ static int task_result(dsp_t *d, PGconn *pg, const Levee__Command *cmd, lv_reply
 }
 
 /* The payout the approval entitles the household to: the 因病 basis is the
- * year's self-paid compliant medical cost, the year of its latest settlement. */
+ * year's self-paid compliant medical cost, the year of its latest settlement.
+ * Ledger reserves it; a fund manager pays it (levee pay). */
 static int request_payout(PGconn *pg, const case_t *c)
 {
     const char *p[1] = {c->household_id};
@@ -456,14 +457,19 @@ static int request_payout(PGconn *pg, const case_t *c)
                         1, p);
     if (e)
         return e;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return 0; /* no medical cost: no illness payout to ask for */
-    }
     Levee__PayoutRequest pr = LEVEE__PAYOUT_REQUEST__INIT;
     char id[160];
-    pr.year = atoi(PQgetvalue(res, 0, 0));
-    pr.basis_fen = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (PQntuples(res) == 0) {
+        /* No medical cost: ledger still records the payout as "none" with
+         * its reason, so every approved case has a payout row. */
+        int y, m, d;
+        lv_civil_from_days(lv_now_ms() / DAY_MS, &y, &m, &d);
+        pr.year = y;
+        pr.basis_fen = 0;
+    } else {
+        pr.year = atoi(PQgetvalue(res, 0, 0));
+        pr.basis_fen = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    }
     PQclear(res);
     snprintf(id, sizeof id, "illness:%s:%d", c->case_id, pr.year);
     pr.payout_id = id;

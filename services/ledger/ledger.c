@@ -7,6 +7,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ledger.h"
 
+#include <stdbool.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,9 @@
 #include "lv_log.h"
 #include "lv_money.h"
 #include "lv_pg.h"
+#include "lv_region.h"
 #include "lv_time.h"
+#include "transfer.h"
 
 #define FLAG_NO_OVERDRAW "1"
 
@@ -26,21 +30,20 @@ static void i64s(char *out, size_t n, int64_t v)
 
 int led_seed_funds(PGconn *pg, const lv_policy_version_t *v)
 {
-    char now[24];
-    i64s(now, sizeof now, lv_now_ms());
+    int64_t now = lv_now_ms();
     int e = lv_pg_begin(pg);
     if (e)
         return e;
     e = lv_pg_cmd(pg,
                   "INSERT INTO account (account_id, name, kind) VALUES ('source:fiscal', "
-                  "'财政拨付 (fiscal allocations)', 'source') ON CONFLICT DO NOTHING",
+                  "'财政拨付 (fiscal allocations)', 'source'), ('source:donations', "
+                  "'社会捐赠 (donations)', 'source') ON CONFLICT DO NOTHING",
                   0, NULL);
     for (int i = 0; !e && i < v->nfunds; i++) {
         const lv_fund_def_t *f = &v->funds[i];
-        char acc[64], tid[64], amt[24];
+        char acc[64], tid[64], err[256];
         snprintf(acc, sizeof acc, "fund:%s", f->fund_id);
         snprintf(tid, sizeof tid, "open:%s", f->fund_id);
-        i64s(amt, sizeof amt, f->opening_fen);
         const char *p[2] = {acc, f->name};
         e = lv_pg_cmd(pg,
                       "INSERT INTO account (account_id, name, kind, flags) VALUES ($1, $2, 'fund', "
@@ -49,26 +52,13 @@ int led_seed_funds(PGconn *pg, const lv_policy_version_t *v)
         if (e || f->opening_fen <= 0)
             continue;
         /* The opening allocation is a transfer like any other: once only. */
-        const char *q[4] = {tid, acc, amt, now};
-        int64_t n = lv_pg_cmd_count(pg,
-                                    "INSERT INTO transfer (transfer_id, debit_account, credit_account, "
-                                    "amount_fen, kind, created_ms) VALUES ($1, 'source:fiscal', $2, "
-                                    "$3, 'opening', $4) ON CONFLICT DO NOTHING",
-                                    4, q);
-        if (n < 0) {
-            e = (int)n;
-        } else if (n == 1) {
-            const char *r[2] = {acc, amt};
-            e = lv_pg_cmd(pg,
-                          "UPDATE account SET credits_posted = credits_posted + $2 "
-                          "WHERE account_id = $1",
-                          2, r);
-            if (!e)
-                e = lv_pg_cmd(pg,
-                              "UPDATE account SET debits_posted = debits_posted + $1 "
-                              "WHERE account_id = 'source:fiscal'",
-                              1, r + 1);
-        }
+        led_transfer_t t = {.id = tid, .debit = "source:fiscal", .credit = acc, .kind = "opening",
+                            .amount_fen = f->opening_fen, .phase = LED_SINGLE, .now_ms = now};
+        e = led_transfer_apply(pg, &t, err, sizeof err);
+        if (e == LV_EDUP)
+            e = 0;
+        if (e)
+            lv_error("opening of fund %s: %s", f->fund_id, err);
     }
     if (e) {
         lv_pg_rollback(pg);
@@ -89,7 +79,7 @@ static const lv_payout_rule_t *rule_for(const lv_policy_version_t *v, const char
 }
 
 static int record_payout(PGconn *pg, const Levee__PayoutRequest *r, const char *county,
-                         int64_t amount, const char *status, const char *reason,
+                         const char *fund, int64_t amount, const char *status, const char *reason,
                          const char *computation, const char *version, const char *transfer_id)
 {
     char year[16], basis[24], amt[24], now[24];
@@ -97,38 +87,103 @@ static int record_payout(PGconn *pg, const Levee__PayoutRequest *r, const char *
     i64s(basis, sizeof basis, r->basis_fen);
     i64s(amt, sizeof amt, amount);
     i64s(now, sizeof now, lv_now_ms());
-    const char *p[14] = {r->payout_id, r->case_id, r->household_id, county, r->household_type,
+    const char *p[16] = {r->payout_id, r->case_id, r->household_id, county, r->household_type,
                          r->kind, year, basis, amt, status, reason, computation, version,
-                         transfer_id};
-    const char *q[15];
-    memcpy(q, p, sizeof p);
-    q[14] = now;
+                         transfer_id, now, fund};
     return lv_pg_cmd(pg,
                      "INSERT INTO payout (payout_id, case_id, household_id, county, household_type, "
                      "kind, year, basis_fen, amount_fen, status, reason, computation, "
-                     "policy_version, transfer_id, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-                     "$8, $9, $10, $11, $12, $13, $14, $15)",
-                     15, q);
+                     "policy_version, transfer_id, created_ms, fund_account) VALUES ($1, $2, $3, $4, "
+                     "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                     16, p);
 }
 
-static int notify_paid(PGconn *pg, const Levee__PayoutRequest *r, int64_t amount)
+static const char *kind_zh(const char *kind)
 {
+    return !strcmp(kind, "illness")     ? "因病防贫保障金"
+           : !strcmp(kind, "disaster")  ? "因灾防贫保障金"
+           : !strcmp(kind, "education") ? "因学防贫保障金"
+                                        : "村级临时救助金";
+}
+
+/* News of a paid payout for notify; the id is the payout's. */
+static int notify_paid(PGconn *pg, const char *payout_id)
+{
+    const char *p[1] = {payout_id};
+    PGresult *res;
+    int e = lv_pg_query(pg, &res,
+                        "SELECT p.household_id, h.region_code, p.case_id, p.kind, p.amount_fen, "
+                        "p.year FROM payout p JOIN household h USING (household_id) "
+                        "WHERE p.payout_id = $1",
+                        1, p);
+    if (e)
+        return e;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return 0;
+    }
     char id[200], title[200], body[400], yuan[32];
-    lv_money_format(amount, yuan, sizeof yuan);
-    snprintf(id, sizeof id, "ev:payout_posted:%s", r->payout_id);
-    snprintf(title, sizeof title, "防贫保障金已入账: 户 %s", r->household_id);
-    snprintf(body, sizeof body, "户 %s 因病防贫保障金 %s 元已从防贫帮困保障资金划入应付账户 (%d 年度)。",
-             r->household_id, yuan, r->year);
+    lv_money_format(strtoll(PQgetvalue(res, 0, 4), NULL, 10), yuan, sizeof yuan);
+    snprintf(id, sizeof id, "ev:payout_posted:%s", payout_id);
+    snprintf(title, sizeof title, "%s已发放: 户 %s", kind_zh(PQgetvalue(res, 0, 3)),
+             PQgetvalue(res, 0, 0));
+    snprintf(body, sizeof body, "户 %s %s %s 元已从资金账户划入应付账户 (%s 年度)。",
+             PQgetvalue(res, 0, 0), kind_zh(PQgetvalue(res, 0, 3)), yuan, PQgetvalue(res, 0, 5));
     Levee__Event ev = LEVEE__EVENT__INIT;
     ev.event_id = id;
     ev.kind = (char *)"payout_posted";
-    ev.household_id = r->household_id;
-    ev.region_code = r->region_code;
-    ev.case_id = r->case_id;
+    ev.household_id = PQgetvalue(res, 0, 0);
+    ev.region_code = PQgetvalue(res, 0, 1);
+    ev.case_id = PQgetvalue(res, 0, 2);
     ev.title = title;
     ev.body = body;
     ev.at_ms = lv_now_ms();
-    return lv_outbox_put(pg, "ledger", "notify", id, "event", &ev.base);
+    e = lv_outbox_put(pg, "ledger", "notify", id, "event", &ev.base);
+    PQclear(res);
+    return e;
+}
+
+static int ensure_payable(PGconn *pg, const char *household_id, const char *county, char *acc,
+                          size_t n)
+{
+    snprintf(acc, n, "payable:%s", household_id);
+    const char *p[3] = {acc, household_id, county};
+    return lv_pg_cmd(pg,
+                     "INSERT INTO account (account_id, name, kind, county) VALUES ($1, "
+                     "'应付 ' || $2, 'payable', $3) ON CONFLICT DO NOTHING",
+                     3, p);
+}
+
+/* Reserves an amount for a payout: a pending transfer from the fund to the
+ * household's payable account, and the payout row with its computation.
+ * Not enough money: the payout is recorded as refused, with the reason. */
+static int reserve(PGconn *pg, const Levee__PayoutRequest *r, const char *fund, int64_t amount,
+                   const char *explain, const lv_policy_version_t *v, lv_reply_t *reply)
+{
+    char county[7], payable[96], err[256];
+    snprintf(county, sizeof county, "%.6s", r->region_code);
+    int e = ensure_payable(pg, r->household_id, county, payable, sizeof payable);
+    if (e)
+        return e;
+    int64_t now = lv_now_ms();
+    led_transfer_t t = {.id = r->payout_id, .debit = fund, .credit = payable, .kind = "payout",
+                        .amount_fen = amount, .phase = LED_PENDING,
+                        .expires_ms = now + (int64_t)v->reservation_days * 86400000LL,
+                        .now_ms = now};
+    e = led_transfer_apply(pg, &t, err, sizeof err);
+    if (e == LV_ESTATE) {
+        snprintf(reply->detail, sizeof reply->detail, "payout %s refused: %s", r->payout_id, err);
+        return record_payout(pg, r, county, fund, amount, "refused", err, explain, v->version,
+                             NULL);
+    }
+    if (e == LV_EDUP)
+        e = 0;
+    if (e)
+        return e == LV_EINVAL ? LV_ESTATE : e;
+    snprintf(reply->detail, sizeof reply->detail, "payout %s reserved: %lld fen", r->payout_id,
+             (long long)amount);
+    return record_payout(pg, r, county, fund, amount, "pending", NULL, explain, v->version,
+                         r->payout_id);
 }
 
 static int payout(led_t *l, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
@@ -174,59 +229,249 @@ static int payout(led_t *l, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
     char county[7], year[16];
     snprintf(county, sizeof county, "%.6s", r->region_code);
     snprintf(year, sizeof year, "%d", r->year);
+    /* Reserved and paid amounts both count toward the yearly cap. */
     const char *p1[3] = {r->household_id, r->kind, year};
     char paid_s[32];
     if ((e = lv_pg_scalar(pg, paid_s, sizeof paid_s,
                           "SELECT coalesce(sum(amount_fen), 0) FROM payout WHERE household_id = $1 "
-                          "AND kind = $2 AND year = $3 AND status = 'posted'",
+                          "AND kind = $2 AND year = $3 AND status IN ('pending', 'posted')",
                           3, p1)))
         return e;
-    char explain[1024];
+    char explain[1024], fund[64];
     int64_t amount = lv_payout_compute(rule, r->basis_fen, strtoll(paid_s, NULL, 10), explain,
                                        sizeof explain);
+    snprintf(fund, sizeof fund, "fund:%s", v->funds[0].fund_id);
     if (amount <= 0) {
         snprintf(reply->detail, sizeof reply->detail, "payout %s: nothing due", r->payout_id);
-        return record_payout(pg, r, county, 0, "none", "未达起付线或已达年度封顶 (below the threshold or at the cap)",
-                             explain, v->version, NULL);
+        return record_payout(pg, r, county, fund, 0, "none",
+                             "未达起付线或已达年度封顶 (below the threshold or at the cap)", explain,
+                             v->version, NULL);
     }
-    char fund[64], payable[96], amt[24], now[24];
-    snprintf(fund, sizeof fund, "fund:%s", v->funds[0].fund_id);
-    snprintf(payable, sizeof payable, "payable:%s", r->household_id);
-    i64s(amt, sizeof amt, amount);
-    i64s(now, sizeof now, lv_now_ms());
-    const char *p2[2] = {fund, amt};
-    int64_t ok = lv_pg_cmd_count(pg,
-                                 "UPDATE account SET debits_posted = debits_posted + $2 "
-                                 "WHERE account_id = $1 AND (flags & 1 = 0 OR "
-                                 "debits_posted + $2 <= credits_posted)",
-                                 2, p2);
-    if (ok < 0)
-        return (int)ok;
-    if (ok == 0) {
-        snprintf(reply->detail, sizeof reply->detail, "payout %s refused: fund too low", r->payout_id);
-        return record_payout(pg, r, county, amount, "refused",
-                             "资金余额不足 (fund balance too low)", explain, v->version, NULL);
-    }
-    const char *p3[3] = {payable, r->household_id, county};
-    const char *p4[5] = {r->payout_id, fund, payable, amt, now};
-    const char *p5[2] = {payable, amt};
-    if ((e = lv_pg_cmd(pg,
-                       "INSERT INTO account (account_id, name, kind, county) VALUES ($1, "
-                       "'应付 ' || $2, 'payable', $3) ON CONFLICT DO NOTHING",
-                       3, p3)) ||
-        (e = lv_pg_cmd(pg,
-                       "INSERT INTO transfer (transfer_id, debit_account, credit_account, "
-                       "amount_fen, kind, created_ms) VALUES ($1, $2, $3, $4, 'payout', $5)",
-                       5, p4)) ||
-        (e = lv_pg_cmd(pg,
-                       "UPDATE account SET credits_posted = credits_posted + $2 "
-                       "WHERE account_id = $1",
-                       2, p5)) ||
-        (e = record_payout(pg, r, county, amount, "posted", NULL, explain, v->version,
-                           r->payout_id)))
+    return reserve(pg, r, fund, amount, explain, v, reply);
+}
+
+/* ---- commands from people ---------------------------------------------- */
+
+/* Posts or voids one reserved payout. */
+static int resolve(PGconn *pg, const char *payout_id, bool post, const Levee__Command *cmd,
+                   const char *why, lv_reply_t *reply)
+{
+    const char *p[1] = {payout_id};
+    PGresult *res;
+    int e = lv_pg_query(pg, &res, "SELECT status, kind FROM payout WHERE payout_id = $1 FOR UPDATE",
+                        1, p);
+    if (e)
         return e;
-    snprintf(reply->detail, sizeof reply->detail, "payout %s posted: %s fen", r->payout_id, amt);
-    return notify_paid(pg, r, amount);
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        snprintf(reply->error, sizeof reply->error, "没有这笔发放 (no such payout) %s", payout_id);
+        return LV_ESTATE;
+    }
+    char status[16], kind[16];
+    snprintf(status, sizeof status, "%s", PQgetvalue(res, 0, 0));
+    snprintf(kind, sizeof kind, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (strcmp(status, "pending") != 0) {
+        snprintf(reply->error, sizeof reply->error, "发放 %s 已是 %s 状态 (not pending)", payout_id,
+                 status);
+        return LV_ESTATE;
+    }
+    /* Temporary relief from a village fund is paid on the town's approval. */
+    if (post && !strcmp(kind, "relief") && strcmp(cmd->role, "town") != 0) {
+        snprintf(reply->error, sizeof reply->error,
+                 "临时救助须乡镇审批 (relief is paid on a town approval: --role town)");
+        return LV_ESTATE;
+    }
+    char tid[160], err[256];
+    snprintf(tid, sizeof tid, "%s:%s", post ? "post" : "void", payout_id);
+    led_transfer_t t = {.id = tid, .kind = "payout", .pending_id = payout_id,
+                        .phase = post ? LED_POST : LED_VOID, .note = why, .now_ms = lv_now_ms()};
+    e = led_transfer_apply(pg, &t, err, sizeof err);
+    if (e == LV_ESTATE || e == LV_EINVAL) {
+        snprintf(reply->error, sizeof reply->error, "%s", err);
+        return LV_ESTATE;
+    }
+    if (e && e != LV_EDUP)
+        return e;
+    char now[24];
+    i64s(now, sizeof now, lv_now_ms());
+    const char *q[5] = {payout_id, post ? "posted" : "voided", now, cmd->actor, why};
+    if ((e = lv_pg_cmd(pg,
+                       "UPDATE payout SET status = $2, resolved_ms = $3, resolved_by = $4, "
+                       "reason = coalesce($5, reason) WHERE payout_id = $1",
+                       5, q)))
+        return e;
+    return post ? notify_paid(pg, payout_id) : 0;
+}
+
+#define PAY_BATCH 10000
+
+/* Pays every reserved payout (not relief) in a region, up to PAY_BATCH in
+ * one transaction. */
+static int pay_all(PGconn *pg, const Levee__Command *cmd, lv_reply_t *reply)
+{
+    const char *p[1] = {cmd->region_code};
+    PGresult *res;
+    int e = lv_pg_query(pg, &res,
+                        "SELECT p.payout_id FROM payout p JOIN household h USING (household_id) "
+                        "WHERE p.status = 'pending' AND p.kind <> 'relief' AND "
+                        "h.region_code LIKE $1 || '%' ORDER BY p.payout_id LIMIT " "10000",
+                        1, p);
+    if (e)
+        return e;
+    int n = PQntuples(res), paid = 0;
+    for (int i = 0; i < n && !e; i++) {
+        lv_reply_t one;
+        one.error[0] = one.detail[0] = '\0';
+        e = resolve(pg, PQgetvalue(res, i, 0), true, cmd, NULL, &one);
+        if (e == LV_ESTATE)
+            e = 0; /* expired meanwhile: the timer voids it */
+        else if (!e)
+            paid++;
+    }
+    PQclear(res);
+    snprintf(reply->detail, sizeof reply->detail, "已发放 %d 笔 (paid %d payouts)%s", paid, paid,
+             n == PAY_BATCH ? "; 还有未发放的, 请再次执行 (more remain: run again)" : "");
+    return e;
+}
+
+static int ensure_village_fund(PGconn *pg, const char *region, char *acc, size_t n)
+{
+    snprintf(acc, n, "fund:village:%s", region);
+    char name[96], county[7];
+    snprintf(name, sizeof name, "%s 村级救助基金", region);
+    snprintf(county, sizeof county, "%.6s", region);
+    const char *p[3] = {acc, name, county};
+    return lv_pg_cmd(pg,
+                     "INSERT INTO account (account_id, name, kind, county, flags) VALUES ($1, $2, "
+                     "'fund', $3, " FLAG_NO_OVERDRAW ") ON CONFLICT DO NOTHING",
+                     3, p);
+}
+
+static int donate(PGconn *pg, const Levee__Command *cmd, lv_reply_t *reply)
+{
+    char region[13];
+    const char *why = NULL;
+    if (lv_region_parse(cmd->region_code, strlen(cmd->region_code), region, &why) ||
+        cmd->amount_fen <= 0 || !*cmd->donor) {
+        snprintf(reply->error, sizeof reply->error, "捐赠需要村代码、捐赠人和正的金额 (%s)",
+                 why ? why : "donor and a positive amount");
+        return LV_ESTATE;
+    }
+    char acc[64], tid[160], err[256];
+    int e = ensure_village_fund(pg, region, acc, sizeof acc);
+    if (e)
+        return e;
+    snprintf(tid, sizeof tid, "don:%s", cmd->cmd_id);
+    led_transfer_t t = {.id = tid, .debit = "source:donations", .credit = acc, .kind = "donation",
+                        .amount_fen = cmd->amount_fen, .phase = LED_SINGLE, .note = cmd->donor,
+                        .now_ms = lv_now_ms()};
+    e = led_transfer_apply(pg, &t, err, sizeof err);
+    if (e == LV_EDUP)
+        return 0;
+    if (e) {
+        snprintf(reply->error, sizeof reply->error, "%s", err);
+        return e == LV_EINVAL ? LV_ESTATE : e;
+    }
+    char amt[24], at[24], now[24], county[7];
+    i64s(amt, sizeof amt, cmd->amount_fen);
+    i64s(at, sizeof at, cmd->at_ms > 0 ? cmd->at_ms : lv_now_ms());
+    i64s(now, sizeof now, lv_now_ms());
+    snprintf(county, sizeof county, "%.6s", region);
+    const char *p[8] = {tid, acc, county, cmd->donor, amt, at, tid, now};
+    if ((e = lv_pg_cmd(pg,
+                       "INSERT INTO donation (donation_id, fund_account, county, donor, amount_fen, "
+                       "donated_ms, transfer_id, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                       8, p)))
+        return e;
+    snprintf(reply->detail, sizeof reply->detail, "捐赠已入 %s (donation %s recorded)", acc, tid);
+    return 0;
+}
+
+/* Temporary relief from the household's village fund: reserved now, paid
+ * on the town's approval (pay with role town). */
+static int relief(led_t *l, PGconn *pg, const Levee__Command *cmd, lv_reply_t *reply)
+{
+    const lv_policy_version_t *v = lv_policy_at(lv_service_policy(l->svc), lv_now_ms());
+    if (!v)
+        return LV_ETRANSIENT;
+    if (cmd->amount_fen <= 0 || cmd->amount_fen > v->relief_max_fen || !*cmd->note) {
+        char max[32];
+        lv_money_format(v->relief_max_fen, max, sizeof max);
+        snprintf(reply->error, sizeof reply->error,
+                 "临时救助金额须在 0 到 %s 元之间, 并说明原因 (amount within the policy's maximum, "
+                 "and a reason)",
+                 max);
+        return LV_ESTATE;
+    }
+    const char *p[1] = {cmd->household_id};
+    PGresult *res;
+    int e = lv_pg_query(pg, &res,
+                        "SELECT region_code, household_type FROM household WHERE household_id = $1",
+                        1, p);
+    if (e)
+        return e;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        snprintf(reply->error, sizeof reply->error, "没有这个户 (no such household) %s",
+                 cmd->household_id);
+        return LV_ESTATE;
+    }
+    char region[13], htype[32], fund[64], id[160], explain[400], yuan[32];
+    snprintf(region, sizeof region, "%s", PQgetvalue(res, 0, 0));
+    snprintf(htype, sizeof htype, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if ((e = ensure_village_fund(pg, region, fund, sizeof fund)))
+        return e;
+    snprintf(id, sizeof id, "relief:%s", cmd->cmd_id);
+    lv_money_format(cmd->amount_fen, yuan, sizeof yuan);
+    snprintf(explain, sizeof explain, "临时救助 %s 元 (每次最多 %lld 分): %s", yuan,
+             (long long)v->relief_max_fen, cmd->note);
+    int y, m, d;
+    lv_civil_from_days(lv_now_ms() / 86400000LL, &y, &m, &d);
+    Levee__PayoutRequest r = LEVEE__PAYOUT_REQUEST__INIT;
+    r.payout_id = id;
+    r.case_id = (char *)"";
+    r.household_id = cmd->household_id;
+    r.region_code = region;
+    r.household_type = htype;
+    r.kind = (char *)"relief";
+    r.basis_fen = cmd->amount_fen;
+    r.year = y;
+    return reserve(pg, &r, fund, cmd->amount_fen, explain, v, reply);
+}
+
+static int command(led_t *l, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
+{
+    Levee__Command *cmd = levee__command__unpack(lv_arena_allocator(l->arena), msg->len, msg->body);
+    if (!cmd) {
+        snprintf(reply->error, sizeof reply->error, "not a Command (bad protobuf)");
+        return LV_EINVAL;
+    }
+    if (!*cmd->actor || !*cmd->role || !*cmd->cmd_id) {
+        snprintf(reply->error, sizeof reply->error, "command without id, actor or role");
+        return LV_EINVAL;
+    }
+    if (!strcmp(cmd->name, "pay") || !strcmp(cmd->name, "void")) {
+        bool post = !strcmp(cmd->name, "pay");
+        if (post && !*cmd->payout_id)
+            return pay_all(pg, cmd, reply);
+        if (!post && !*cmd->note) {
+            snprintf(reply->error, sizeof reply->error, "作废须说明原因 (a void needs a reason)");
+            return LV_ESTATE;
+        }
+        int e = resolve(pg, cmd->payout_id, post, cmd, post ? NULL : cmd->note, reply);
+        if (!e)
+            snprintf(reply->detail, sizeof reply->detail, "发放 %s %s", cmd->payout_id,
+                     post ? "已支付 (posted)" : "已作废 (voided)");
+        return e;
+    }
+    if (!strcmp(cmd->name, "donate"))
+        return donate(pg, cmd, reply);
+    if (!strcmp(cmd->name, "relief"))
+        return relief(l, pg, cmd, reply);
+    snprintf(reply->error, sizeof reply->error, "unknown command %s", cmd->name);
+    return LV_EINVAL;
 }
 
 int led_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
@@ -235,6 +480,41 @@ int led_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
     lv_arena_reset(l->arena);
     if (!strcmp(msg->type, "payout"))
         return payout(l, pg, msg, reply);
+    if (!strcmp(msg->type, "cmd"))
+        return command(l, pg, msg, reply);
     snprintf(reply->error, sizeof reply->error, "unknown message type %s", msg->type);
     return LV_EINVAL;
+}
+
+/* Reservations that lapsed are voided, one transaction each. */
+int led_tick(void *ctx, lv_service_t *svc)
+{
+    (void)ctx;
+    static int64_t next_ms;
+    int64_t mono = lv_mono_ms();
+    if (mono < next_ms)
+        return (int)(next_ms - mono);
+    next_ms = mono + 1000;
+    PGconn *pg = lv_service_pg(svc);
+    PGresult *res;
+    if (led_expired(pg, lv_now_ms(), 200, &res))
+        return 1000;
+    Levee__Command sys = LEVEE__COMMAND__INIT;
+    sys.actor = (char *)"levee-ledger";
+    sys.role = (char *)"system";
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        lv_reply_t r;
+        r.error[0] = r.detail[0] = '\0';
+        if (lv_pg_begin(pg))
+            break;
+        if (resolve(pg, PQgetvalue(res, i, 0), false, &sys, "预留超时 (the reservation timed out)",
+                    &r) ||
+            lv_pg_commit(pg)) {
+            lv_pg_rollback(pg);
+            lv_warn("could not void lapsed reservation %s: %s", PQgetvalue(res, i, 0), r.error);
+        }
+    }
+    PQclear(res);
+    return n ? 0 : 1000;
 }

@@ -18,7 +18,11 @@ typedef struct {
  * once (the opening transfer's id is the fund's). */
 int led_seed_funds(PGconn *pg, const lv_policy_version_t *v);
 
-/* The consumer handler: "payout" requests from dispatch. */
+/* The consumer handler: "payout" requests from dispatch, "cmd" from people
+ * (pay, void, donate, relief). */
 int led_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply);
+
+/* Voids reservations that timed out. Returns how many ms the loop may sleep. */
+int led_tick(void *ctx, lv_service_t *svc);
 
 #endif

@@ -15,7 +15,7 @@ int main(void)
     if (!l.arena || lv_cfg_load(&cfg))
         return 1;
     lv_service_opts_t opts = {.name = "ledger", .bind_endpoint = cfg.ep_ledger,
-                              .handler = led_handle, .ctx = &l};
+                              .handler = led_handle, .tick = led_tick, .ctx = &l};
     l.svc = lv_service_new(&opts);
     if (!l.svc)
         return 1;

@@ -44,7 +44,8 @@ SNAPSHOT = {
              "',' ORDER BY case_id), '')) FROM hcase",
     "tasks": "SELECT count(*), md5(coalesce(string_agg(task_id || '|' || kind || '|' || status || '|' "
              "|| coalesce(assignee, ''), ',' ORDER BY task_id), '')) FROM task",
-    "payouts": "SELECT count(*), md5(coalesce(string_agg(payout_id || '|' || amount_fen || '|' || status, "
+    "payouts": "SELECT count(*), md5(coalesce(string_agg(payout_id || '|' || amount_fen || '|' || status || '|' "
+               "|| coalesce(reason, ''), "
                "',' ORDER BY payout_id), '')) FROM payout",
     "transfers": "SELECT count(*), coalesce(sum(amount_fen), 0) FROM transfer",
     "balances": "SELECT string_agg(account_id || '=' || (credits_posted - debits_posted), ',' "
@@ -116,6 +117,15 @@ def approve(st, crash):
             time.sleep(0.5)
             st.start("ledger")
     settle(st)
+    # The fund manager pays every reservation in one batch; in the crash run
+    # ledger is killed right after and the payment is repeated.
+    st.levee("pay", "--all", "--region", "620521", "--actor", "资金管理员")
+    if crash:
+        st.kill("ledger")
+        st.start("ledger")
+        st.levee("pay", "--all", "--region", "620521", "--actor", "资金管理员")
+    settle(st)
+    st.levee("reconcile")
 
 
 def run(sample, crash):

@@ -567,8 +567,8 @@ class Pipeline:
             pid = "illness:%s-1:%d" % (hid, c["year"])
             want_amount = illness_payout(c["basis"])
             got = posted.get(pid)
-            CK.eq(got, (pid, hid, "illness", want_amount, "posted"),
-                  "payout %s: basis %s 元 -> %s 元, posted" % (pid, yuan(c["basis"]), yuan(want_amount)))
+            CK.eq(got, (pid, hid, "illness", want_amount, "pending"),
+                  "payout %s: basis %s 元 -> %s 元, reserved on approval" % (pid, yuan(c["basis"]), yuan(want_amount)))
             hh = self.j("household", hid)
             basis = [(x["payout_id"], x["year"], x["basis_fen"]) for x in hh["payouts"]]
             CK.eq(basis, [(pid, c["year"], c["basis"])], "payout %s basis = the year's compliant self-paid" % pid)
@@ -578,8 +578,23 @@ class Pipeline:
               "payouts only for the approved cases")
         fund = self.special()
         CK.eq((fund["balance_fen"], fund["paid_fen"], fund["pending_fen"]) if fund else None,
+              (SPECIAL_OPENING_FEN - total, 0, total),
+              "fund special after approval: balance = 4,500,000 元 - reserved, nothing paid yet")
+        # The fund manager pays the reservations; a second payment is refused.
+        for hid in self.approved:
+            pid = "illness:%s-1:%d" % (hid, m.cases[hid]["year"])
+            CK.eq(self.rc("pay", pid)[0], 0, "levee pay %s" % pid)
+            CK.eq(self.rc("pay", pid)[0], 1, "paying %s again is refused" % pid)
+        self.idle()
+        posted = {p[0]: p for p in self.payouts()}
+        for hid in self.approved:
+            pid = "illness:%s-1:%d" % (hid, m.cases[hid]["year"])
+            CK.eq(posted.get(pid, ())[4:], ("posted",), "payout %s posted after levee pay" % pid)
+        fund = self.special()
+        CK.eq((fund["balance_fen"], fund["paid_fen"], fund["pending_fen"]) if fund else None,
               (SPECIAL_OPENING_FEN - total, total, 0),
-              "fund special: balance = 4,500,000 元 - posted, paid = posted, nothing pending")
+              "fund special after payment: balance = 4,500,000 元 - paid, paid = posted, nothing pending")
+        CK.eq(self.rc("reconcile")[0], 0, "levee reconcile: the books reconcile")
 
         # Inbox.
         for hid in self.approved:

@@ -1,0 +1,247 @@
+/* Money at the terminal: paying and voiding reserved payouts, donations to
+ * village relief funds, temporary relief, and the reconciliation that proves
+ * the books. Changes go to levee-ledger as Commands; reconciliation only
+ * reads. */
+#define _POSIX_C_SOURCE 200809L
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_table.h"
+#include "levee.pb-c.h"
+#include "lv_err.h"
+#include "lv_pg.h"
+#include "lv_policy.h"
+#include "lv_time.h"
+
+#define MAX_TEXT 2000
+
+static int prepare(cli_t *cli, Levee__Command *cmd, char id[21], const char *name,
+                   const cli_args_t *a, const char *role)
+{
+    if (cli_new_cmd_id(id))
+        return cli_fail(cli, CLI_EXIT_FAIL, "无法生成命令编号 (no random source)");
+    const char *actor = cli_opt(a, "--actor");
+    const char *r = cli_opt(a, "--role");
+    const char *note = cli_opt(a, "--note");
+    if (note && strlen(note) > MAX_TEXT)
+        return cli_fail(cli, CLI_EXIT_USAGE, "--note 太长 (longer than %d bytes)", MAX_TEXT);
+    cmd->cmd_id = id;
+    cmd->name = (char *)name;
+    cmd->actor = (char *)(actor && *actor ? actor : cli_default_actor());
+    cmd->role = (char *)(r && *r ? r : role);
+    cmd->note = (char *)(note ? note : "");
+    cmd->at_ms = lv_now_ms();
+    return 0;
+}
+
+int cli_cmd_pay(cli_t *cli, const cli_args_t *a)
+{
+    Levee__Command cmd = LEVEE__COMMAND__INIT;
+    char id[21];
+    int rc = prepare(cli, &cmd, id, "pay", a, "fund");
+    if (rc)
+        return rc;
+    const char *all = cli_opt(a, "--all");
+    if ((a->npos == 1) == (all != NULL))
+        return cli_fail(cli, CLI_EXIT_USAGE,
+                        "给出一个发放编号, 或 --all [--region PREFIX] (a PAYOUT_ID or --all)");
+    const char *region = cli_opt(a, "--region");
+    if (region && strspn(region, "0123456789") != strlen(region))
+        return cli_fail(cli, CLI_EXIT_USAGE, "--region 须为数字前缀 (a digit prefix): %s", region);
+    cmd.payout_id = (char *)(a->npos == 1 ? a->pos[0] : "");
+    cmd.region_code = (char *)(region ? region : "");
+    return cli_send_command(cli, cli->cfg.ep_ledger, "ledger", &cmd);
+}
+
+int cli_cmd_void(cli_t *cli, const cli_args_t *a)
+{
+    Levee__Command cmd = LEVEE__COMMAND__INIT;
+    char id[21];
+    int rc = prepare(cli, &cmd, id, "void", a, "fund");
+    if (rc)
+        return rc;
+    if (!*cmd.note)
+        return cli_fail(cli, CLI_EXIT_USAGE, "作废须说明原因 (--note is required)");
+    cmd.payout_id = (char *)a->pos[0];
+    return cli_send_command(cli, cli->cfg.ep_ledger, "ledger", &cmd);
+}
+
+int cli_cmd_donate(cli_t *cli, const cli_args_t *a)
+{
+    Levee__Command cmd = LEVEE__COMMAND__INIT;
+    char id[21];
+    int rc = prepare(cli, &cmd, id, "donate", a, "village");
+    if (rc)
+        return rc;
+    if ((rc = cli_parse_money(cli, "AMOUNT", a->pos[2], &cmd.amount_fen)))
+        return rc;
+    if (cmd.amount_fen <= 0)
+        return cli_fail(cli, CLI_EXIT_USAGE, "捐赠金额须大于 0 (the amount must be above 0)");
+    if (!*a->pos[1] || strlen(a->pos[1]) > 200)
+        return cli_fail(cli, CLI_EXIT_USAGE, "捐赠人须为 1..200 字节 (DONOR must be 1..200 bytes)");
+    cmd.region_code = (char *)a->pos[0];
+    cmd.donor = (char *)a->pos[1];
+    const char *date = cli_opt(a, "--date");
+    if (date) {
+        const char *why = NULL;
+        if (lv_date_parse(date, strlen(date), &cmd.at_ms, &why))
+            return cli_fail(cli, CLI_EXIT_USAGE, "--date 无效 (bad date) %s: %s", date, why);
+    }
+    return cli_send_command(cli, cli->cfg.ep_ledger, "ledger", &cmd);
+}
+
+int cli_cmd_relief(cli_t *cli, const cli_args_t *a)
+{
+    Levee__Command cmd = LEVEE__COMMAND__INIT;
+    char id[21];
+    int rc = prepare(cli, &cmd, id, "relief", a, "village");
+    if (rc)
+        return rc;
+    if ((rc = cli_parse_money(cli, "AMOUNT", a->pos[1], &cmd.amount_fen)))
+        return rc;
+    if (!*cmd.note)
+        return cli_fail(cli, CLI_EXIT_USAGE, "请说明救助原因 (--note is required)");
+    cmd.household_id = (char *)a->pos[0];
+    return cli_send_command(cli, cli->cfg.ep_ledger, "ledger", &cmd);
+}
+
+/* ---- reconciliation ---------------------------------------------------- */
+
+typedef struct {
+    const char *name;  /* what must hold */
+    const char *sql;   /* each row is one finding: a violation */
+    int nparams;
+} check_t;
+
+/* Each account's columns recomputed from the transfers: posted = single and
+ * post transfers; pending = pending transfers not yet resolved. */
+static const char *const SQL_ACCOUNTS =
+    "WITH open_pending AS (SELECT t.* FROM transfer t WHERE t.phase = 'pending' AND NOT EXISTS "
+    "  (SELECT 1 FROM transfer r WHERE r.pending_id = t.transfer_id)), "
+    "sums AS (SELECT a.account_id, "
+    "  coalesce((SELECT sum(amount_fen) FROM transfer t WHERE t.debit_account = a.account_id "
+    "    AND t.phase IN ('single', 'post')), 0) AS dp, "
+    "  coalesce((SELECT sum(amount_fen) FROM transfer t WHERE t.credit_account = a.account_id "
+    "    AND t.phase IN ('single', 'post')), 0) AS cp, "
+    "  coalesce((SELECT sum(amount_fen) FROM open_pending t WHERE t.debit_account = a.account_id), 0) AS dn, "
+    "  coalesce((SELECT sum(amount_fen) FROM open_pending t WHERE t.credit_account = a.account_id), 0) AS cn, "
+    "  a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending FROM account a) "
+    "SELECT account_id || ': 账户记录 (stored) posted ' || debits_posted || '/' || credits_posted || "
+    "  ' pending ' || debits_pending || '/' || credits_pending || ', 按转账重算 (from transfers) posted ' "
+    "  || dp || '/' || cp || ' pending ' || dn || '/' || cn "
+    "FROM sums WHERE (debits_posted, credits_posted, debits_pending, credits_pending) <> (dp, cp, dn, cn) "
+    "ORDER BY account_id";
+
+static const check_t s_checks[] = {
+    {"借贷平衡 Σ debits = Σ credits (posted and pending)",
+     "SELECT 'Σ debits_posted − Σ credits_posted = ' || (sum(debits_posted) - sum(credits_posted)) || "
+     "', Σ debits_pending − Σ credits_pending = ' || (sum(debits_pending) - sum(credits_pending)) "
+     "FROM account HAVING sum(debits_posted) <> sum(credits_posted) OR "
+     "sum(debits_pending) <> sum(credits_pending)",
+     0},
+    {"账户余额 = 期初 + 捐赠 + 拨付 − 已发放 − 预留 (every account equals its transfers)", SQL_ACCOUNTS, 0},
+    {"资金不透支 (no fund below zero)",
+     "SELECT account_id || ': ' || (credits_posted - debits_posted - debits_pending) FROM account "
+     "WHERE flags & 1 = 1 AND debits_posted + debits_pending > credits_posted",
+     0},
+    {"发放与转账一致 (each payout matches its transfers)",
+     "SELECT p.payout_id || ': ' || p.status || ', ' || coalesce(r.phase, t.phase, 'no transfer') "
+     "FROM payout p LEFT JOIN transfer t ON t.transfer_id = p.payout_id "
+     "LEFT JOIN transfer r ON r.pending_id = p.payout_id "
+     "WHERE (p.status = 'posted' AND (r.phase IS DISTINCT FROM 'post' OR t.amount_fen <> p.amount_fen)) "
+     "OR (p.status = 'pending' AND (t.phase IS DISTINCT FROM 'pending' OR r.transfer_id IS NOT NULL "
+     "    OR t.amount_fen <> p.amount_fen)) "
+     "OR (p.status = 'voided' AND r.phase IS DISTINCT FROM 'void') "
+     "OR (p.status IN ('none', 'refused') AND t.transfer_id IS NOT NULL) "
+     "ORDER BY p.payout_id",
+     0},
+    {"已发放均属已审定案件 (every paid payout belongs to an approved case)",
+     "SELECT p.payout_id || ': 案件 (case) ' || coalesce(p.case_id, '-') || ' ' || "
+     "coalesce(c.status, '不存在 (missing)') FROM payout p LEFT JOIN hcase c USING (case_id) "
+     "WHERE p.kind <> 'relief' AND p.status IN ('pending', 'posted') AND "
+     "(c.status IS NULL OR c.status NOT IN ('monitoring', 'eliminated')) ORDER BY p.payout_id",
+     0},
+    {"已审定案件均有发放或原因 (every approved case has its payout or a recorded reason)",
+     "SELECT c.case_id FROM hcase c WHERE c.status IN ('monitoring', 'eliminated') AND NOT EXISTS "
+     "(SELECT 1 FROM payout p WHERE p.case_id = c.case_id) ORDER BY c.case_id",
+     0},
+    {"未超年度封顶 (no household over its yearly cap)",
+     "SELECT household_id || ' ' || kind || ' ' || year || ': ' || sum(amount_fen) || ' > ' || "
+     "CASE kind WHEN 'illness' THEN $1::bigint WHEN 'disaster' THEN $2::bigint ELSE $3::bigint END "
+     "FROM payout WHERE status IN ('pending', 'posted') AND kind IN ('illness', 'disaster') "
+     "GROUP BY household_id, kind, year HAVING sum(amount_fen) > "
+     "CASE kind WHEN 'illness' THEN $1::bigint WHEN 'disaster' THEN $2::bigint ELSE $3::bigint END "
+     "ORDER BY 1",
+     3},
+};
+#define NCHECKS (sizeof s_checks / sizeof s_checks[0])
+
+int cli_cmd_reconcile(cli_t *cli, const cli_args_t *a)
+{
+    (void)a;
+    char err[512];
+    lv_policy_t *policy = lv_policy_load(cli->cfg.policy_path, err, sizeof err);
+    if (!policy)
+        return cli_fail(cli, CLI_EXIT_FAIL, "%s", err);
+    const lv_policy_version_t *v = lv_policy_at(policy, lv_now_ms());
+    if (!v) {
+        lv_policy_destroy(&policy);
+        return cli_fail(cli, CLI_EXIT_FAIL, "没有生效的政策版本 (no policy version in effect)");
+    }
+    char caps[3][24];
+    snprintf(caps[0], sizeof caps[0], "%lld", (long long)v->illness.cap_fen);
+    snprintf(caps[1], sizeof caps[1], "%lld", (long long)v->disaster.cap_fen);
+    snprintf(caps[2], sizeof caps[2], "%lld", (long long)v->education.cap_fen);
+    lv_policy_destroy(&policy);
+    const char *params[3] = {caps[0], caps[1], caps[2]};
+
+    PGconn *pg = cli_pg(cli);
+    if (!pg)
+        return CLI_EXIT_DOWN;
+    /* One snapshot for all checks, so they judge the same books. */
+    int e = lv_pg_cmd(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL);
+    if (e)
+        return cli_pg_fail(cli, e);
+    json_t *out = json_array();
+    int failed = 0;
+    for (size_t i = 0; i < NCHECKS; i++) {
+        PGresult *res;
+        e = lv_pg_query(pg, &res, s_checks[i].sql, s_checks[i].nparams, params);
+        if (e) {
+            lv_pg_rollback(pg);
+            json_decref(out);
+            return cli_pg_fail(cli, e);
+        }
+        int n = PQntuples(res);
+        json_t *findings = json_array();
+        for (int r = 0; r < n; r++)
+            json_array_append_new(findings, json_string(PQgetvalue(res, r, 0)));
+        PQclear(res);
+        json_array_append_new(out, json_pack("{s:s, s:b, s:o}", "check", s_checks[i].name, "ok",
+                                             n == 0, "findings", findings));
+        failed += n > 0;
+    }
+    lv_pg_rollback(pg);
+    if (cli->json) {
+        cli_json_out(json_pack("{s:b, s:o}", "ok", failed == 0, "checks", out));
+    } else {
+        size_t i;
+        json_t *c;
+        json_array_foreach(out, i, c)
+        {
+            json_t *f = json_object_get(c, "findings");
+            printf("%s  %s\n", json_is_true(json_object_get(c, "ok")) ? "通过 ok  " : "不符 FAIL",
+                   json_string_value(json_object_get(c, "check")));
+            for (size_t k = 0; k < json_array_size(f) && k < 20; k++)
+                printf("            %s\n", json_string_value(json_array_get(f, k)));
+            if (json_array_size(f) > 20)
+                printf("            … 共 %zu 条 (%zu in all)\n", json_array_size(f),
+                       json_array_size(f));
+        }
+        printf("%s\n", failed ? "对账不平 (the books do not reconcile)" : "对账平衡 (the books reconcile)");
+        json_decref(out);
+    }
+    return failed ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+}
