@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lv_buf.h"
 #include "lv_err.h"
 #include "lv_log.h"
 #include "lv_money.h"
@@ -305,9 +306,11 @@ static int resolve(PGconn *pg, const char *payout_id, bool post, const Levee__Co
 }
 
 #define PAY_BATCH 10000
+#define PAY_BATCH_S "10000"
 
-/* Pays every reserved payout (not relief) in a region, up to PAY_BATCH in
- * one transaction. */
+/* Pays every reserved payout (not relief, which needs the town) in a
+ * region: up to PAY_BATCH posts decided and applied by one batch of the
+ * transfer engine, in one transaction. */
 static int pay_all(PGconn *pg, const Levee__Command *cmd, lv_reply_t *reply)
 {
     const char *p[1] = {cmd->region_code};
@@ -315,23 +318,61 @@ static int pay_all(PGconn *pg, const Levee__Command *cmd, lv_reply_t *reply)
     int e = lv_pg_query(pg, &res,
                         "SELECT p.payout_id FROM payout p JOIN household h USING (household_id) "
                         "WHERE p.status = 'pending' AND p.kind <> 'relief' AND "
-                        "h.region_code LIKE $1 || '%' ORDER BY p.payout_id LIMIT " "10000",
+                        "h.region_code LIKE $1 || '%' ORDER BY p.payout_id LIMIT " PAY_BATCH_S
+                        " FOR UPDATE OF p",
                         1, p);
     if (e)
         return e;
-    int n = PQntuples(res), paid = 0;
-    for (int i = 0; i < n && !e; i++) {
-        lv_reply_t one;
-        one.error[0] = one.detail[0] = '\0';
-        e = resolve(pg, PQgetvalue(res, i, 0), true, cmd, NULL, &one);
-        if (e == LV_ESTATE)
-            e = 0; /* expired meanwhile: the timer voids it */
-        else if (!e)
-            paid++;
+    size_t n = (size_t)PQntuples(res);
+    led_transfer_t *t = calloc(n ? n : 1, sizeof *t);
+    led_result_t *r = calloc(n ? n : 1, sizeof *r);
+    char(*tid)[160] = calloc(n ? n : 1, sizeof *tid);
+    lv_buf_t done;
+    lv_buf_init(&done, (size_t)1 << 26);
+    lv_arr_begin(&done);
+    if (!t || !r || !tid) {
+        e = LV_ETRANSIENT;
+        goto out;
     }
+    int64_t now = lv_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        snprintf(tid[i], sizeof tid[i], "post:%s", PQgetvalue(res, (int)i, 0));
+        t[i] = (led_transfer_t){.id = tid[i], .kind = "payout",
+                                .pending_id = PQgetvalue(res, (int)i, 0), .phase = LED_POST,
+                                .now_ms = now};
+    }
+    if ((e = led_transfer_batch(pg, t, n, r)))
+        goto out;
+    size_t paid = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].code != 0 && r[i].code != LV_EDUP)
+            continue; /* expired meanwhile: the timer voids it */
+        lv_arr_text(&done, t[i].pending_id, strlen(t[i].pending_id));
+        paid++;
+    }
+    lv_arr_end(&done);
+    char nows[24];
+    i64s(nows, sizeof nows, now);
+    const char *q[3] = {lv_buf_str(&done), nows, cmd->actor};
+    if (done.failed)
+        e = LV_ETRANSIENT;
+    else if (paid)
+        e = lv_pg_cmd(pg,
+                      "UPDATE payout SET status = 'posted', resolved_ms = $2, resolved_by = $3 "
+                      "WHERE payout_id = ANY($1::text[])",
+                      3, q);
+    for (size_t i = 0; !e && i < n; i++)
+        if (r[i].code == 0 || r[i].code == LV_EDUP)
+            e = notify_paid(pg, t[i].pending_id);
+    if (!e)
+        snprintf(reply->detail, sizeof reply->detail, "已发放 %zu 笔 (paid %zu payouts)%s", paid,
+                 paid, n == PAY_BATCH ? "; 还有未发放的, 请再次执行 (more remain: run again)" : "");
+out:
     PQclear(res);
-    snprintf(reply->detail, sizeof reply->detail, "已发放 %d 笔 (paid %d payouts)%s", paid, paid,
-             n == PAY_BATCH ? "; 还有未发放的, 请再次执行 (more remain: run again)" : "");
+    free(t);
+    free(r);
+    free(tid);
+    lv_buf_free(&done);
     return e;
 }
 

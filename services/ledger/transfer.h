@@ -10,10 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define LED_ID_MAX 127 /* transfer and account ids */
+
 typedef enum { LED_SINGLE, LED_PENDING, LED_POST, LED_VOID } led_phase_t;
 
 typedef struct {
-    const char *id;         /* the idempotency key */
+    const char *id;         /* the idempotency key; ids are at most LED_ID_MAX bytes */
     const char *debit;      /* account ids; for post/void taken from the pending one */
     const char *credit;
     const char *kind;       /* opening / payout / donation / allocation / correction */
@@ -37,5 +39,20 @@ int led_transfer_apply(PGconn *pg, const led_transfer_t *t, char *err, size_t er
 /* The pending transfers whose reservation lapsed by now_ms, oldest first, at
  * most limit: their ids go into ids (caller PQclear's *res, column 0). */
 int led_expired(PGconn *pg, int64_t now_ms, int limit, PGresult **res);
+
+/* The result of one transfer of a batch. */
+typedef struct {
+    int code;      /* as led_transfer_apply: 0, LV_EDUP, LV_EINVAL, LV_ESTATE */
+    char why[128]; /* for a refusal */
+} led_result_t;
+
+/* Applies n transfers inside the caller's open transaction with a fixed
+ * number of statements, whatever n: the involved accounts are locked (in id
+ * order) and read, every transfer is decided in order against running
+ * balances (so exactly the affordable ones pass, as if applied one by one),
+ * then the accepted ones are inserted and the accounts updated in one
+ * statement each. results[i] tells each transfer's fate. Returns 0, or an
+ * error for the whole batch (nothing applied; LV_ETRANSIENT to retry). */
+int led_transfer_batch(PGconn *pg, const led_transfer_t *t, size_t n, led_result_t *results);
 
 #endif
