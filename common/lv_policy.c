@@ -77,7 +77,10 @@ static void get_rule(ctx_t *c, json_t *payouts, const char *base, const char *ke
         fail(c, path, "missing");
         return;
     }
-    r->cap_fen = get_int(c, o, path, "cap_fen", 0, LV_MONEY_MAX_FEN);
+    /* "cap_fen": null means no cap (the tilted medical assistance has none). */
+    json_t *cap = json_object_get(o, "cap_fen");
+    r->cap_fen = json_is_null(cap) ? LV_MONEY_MAX_FEN
+                                   : get_int(c, o, path, "cap_fen", 0, LV_MONEY_MAX_FEN);
     json_t *tiers = json_object_get(o, "tiers");
     if (!json_is_array(tiers) || json_array_size(tiers) == 0 ||
         json_array_size(tiers) > LV_POLICY_MAX_TIERS) {
@@ -137,6 +140,11 @@ static void load_version(ctx_t *c, json_t *o, int idx, lv_policy_version_t *v)
     get_rule(c, p, pp, "illness", &v->illness);
     get_rule(c, p, pp, "disaster", &v->disaster);
     get_rule(c, p, pp, "education", &v->education);
+    char mp[96];
+    snprintf(mp, sizeof mp, "%s.medical_assistance", pp);
+    json_t *ma = json_object_get(p, "medical_assistance");
+    get_rule(c, ma, mp, "basic", &v->med_basic);
+    get_rule(c, ma, mp, "tilted", &v->med_tilted);
     char rp[96];
     snprintf(rp, sizeof rp, "%s.relief", pp);
     v->relief_max_fen = get_int(c, json_object_get(p, "relief"), rp, "max_per_event_fen", 0,

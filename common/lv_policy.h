@@ -40,6 +40,9 @@ typedef struct {
     int recheck_rate_permille;
     int recheck_tolerance_permille;
     lv_payout_rule_t illness, disaster, education;
+    /* The medical-assistance calculator: basic, and tilted for monitoring
+     * objects (医疗救助 基本 / 倾斜), on the year's compliant self-paid cost. */
+    lv_payout_rule_t med_basic, med_tilted;
     int64_t relief_max_fen;
     int reservation_days; /* a reserved payout not paid by then is voided */
     lv_fund_def_t funds[LV_POLICY_MAX_FUNDS];

@@ -133,5 +133,7 @@ int cli_cmd_void(cli_t *cli, const cli_args_t *a);
 int cli_cmd_donate(cli_t *cli, const cli_args_t *a);
 int cli_cmd_relief(cli_t *cli, const cli_args_t *a);
 int cli_cmd_reconcile(cli_t *cli, const cli_args_t *a);
+int cli_cmd_medcalc(cli_t *cli, const cli_args_t *a);
+int cli_cmd_payout_report(cli_t *cli, const cli_args_t *a);
 
 #endif

@@ -42,6 +42,8 @@ static const cli_opt_t o_payouts[] = {{"--household", true}, {"--limit", true}, 
 static const cli_opt_t o_inbox[] = {{"--limit", true}, {NULL, false}};
 static const cli_opt_t o_pay[] = {{"--all", false},   {"--region", true}, {"--actor", true},
                                   {"--role", true},   {"--note", true},   {NULL, false}};
+static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
+static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
                                     {"--date", true}, {NULL, false}};
 
@@ -84,6 +86,10 @@ static const cli_cmd_t s_cmds[] = {
      "向村级救助基金捐赠 (a donation to a village relief fund)"},
     {"relief", cli_cmd_relief, 2, 2, o_money, "relief HOUSEHOLD_ID AMOUNT --note WHY",
      "申请村级临时救助, 待乡镇审批 (temporary relief, paid on the town's approval)"},
+    {"medcalc", cli_cmd_medcalc, 1, 1, o_year, "medcalc HOUSEHOLD_ID [--year Y]",
+     "医疗救助测算: 基本与倾斜救助各付多少 (what basic and tilted medical assistance would pay)"},
+    {"payout-report", cli_cmd_payout_report, 0, 0, o_report, "payout-report [--region P] [--csv]",
+     "发放统计, 按类别/户类型/县/月 (payouts by kind, household type, county, month; CSV for Excel)"},
     {"reconcile", cli_cmd_reconcile, 0, 0, o_none, "reconcile",
      "对账 (prove the books: balanced, every account equals its transfers, no overdraft, "
      "payouts match cases and caps)"},

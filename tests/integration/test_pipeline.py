@@ -596,6 +596,24 @@ class Pipeline:
               "fund special after payment: balance = 4,500,000 元 - paid, paid = posted, nothing pending")
         CK.eq(self.rc("reconcile")[0], 0, "levee reconcile: the books reconcile")
 
+        # The medical-assistance calculator on the same basis: basic 60% above
+        # 2,000 元 capped at 80,000 元; tilted 60% above 4,500 元, no cap.
+        for hid in self.approved:
+            basis = m.cases[hid]["basis"]
+            mc = self.j("medcalc", hid)
+            want_basic = min(max(basis - 200000, 0) * 600 // 1000 + (1 if max(basis - 200000, 0) * 600 % 1000 >= 500 else 0), 8000000)
+            want_tilted = max(basis - 450000, 0) * 600 // 1000 + (1 if max(basis - 450000, 0) * 600 % 1000 >= 500 else 0)
+            CK.eq((mc["compliant_self_paid_fen"], mc["basic"]["amount_fen"], mc["tilted"]["amount_fen"],
+                   mc["difference_fen"]),
+                  (basis, want_basic, want_tilted, want_tilted - want_basic),
+                  "medcalc %s: basic and tilted assistance on %s 元" % (hid, yuan(basis)))
+        # The payout report adds up to the payouts, and its CSV opens in Excel.
+        rep = self.j("payout-report", "--region", "620521")
+        CK.eq(sum(r["paid_fen"] for r in rep["payouts"]), total, "payout-report: paid total = posted payouts")
+        csv_out = self.st.levee("payout-report", "--csv").stdout
+        CK.check(csv_out.startswith("\ufeff") and "illness" in csv_out,
+                 "payout-report --csv: UTF-8 with BOM, one line per group", csv_out[:120])
+
         # Inbox.
         for hid in self.approved:
             region = m.cases[hid]["region"]

@@ -381,6 +381,27 @@ static void test_education(void **state)
 }
 
 /* A short explain buffer truncates; the amount does not change. */
+/* The medical-assistance calculator's two tables (SPEC.md defaults): basic
+ * pays 60% of compliant costs above 2,000 元, at most 80,000 元; tilted, for
+ * monitoring objects, 60% above 4,500 元 with no cap. */
+static void test_medical_assistance(void **state)
+{
+    const lv_policy_version_t *v = current(state);
+    char ex[1024];
+    /* 10,000 元: basic 0.6 x 8,000 = 4,800 元; tilted 0.6 x 5,500 = 3,300 元. */
+    assert_int_equal(pay(&v->med_basic, 1000000, 0, ex, sizeof ex), 480000);
+    assert_int_equal(pay(&v->med_tilted, 1000000, 0, ex, sizeof ex), 330000);
+    /* 200,000 元: basic 0.6 x 198,000 = 118,800 → capped at 80,000 元;
+     * tilted 0.6 x 195,500 = 117,300 元, no cap. */
+    assert_int_equal(pay(&v->med_basic, 20000000, 0, ex, sizeof ex), 8000000);
+    assert_has(ex, "封顶");
+    assert_int_equal(pay(&v->med_tilted, 20000000, 0, ex, sizeof ex), 11730000);
+    assert_lacks(ex, "封顶");
+    /* At the thresholds: nothing. */
+    assert_int_equal(pay(&v->med_basic, 200000, 0, ex, sizeof ex), 0);
+    assert_int_equal(pay(&v->med_tilted, 450000, 0, ex, sizeof ex), 0);
+}
+
 static void test_explain_truncated(void **state)
 {
     const lv_payout_rule_t *r = &current(state)->illness;
@@ -523,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_illness_already_paid),
         cmocka_unit_test(test_disaster),
         cmocka_unit_test(test_education),
+        cmocka_unit_test(test_medical_assistance),
         cmocka_unit_test(test_explain_truncated),
         cmocka_unit_test(test_error_syntax),
         cmocka_unit_test(test_error_missing_file),
