@@ -226,6 +226,8 @@ int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ct
         lv_pg_rollback(pg);
         rc = LV_ETRANSIENT; /* no ack: the sender resends */
         goto out;
+    } else if (reply.error[0]) {
+        status = "refused"; /* refused, with a record of the refusal kept */
     }
     if (lv_pg_commit(pg)) {
         rc = LV_ETRANSIENT;

@@ -38,7 +38,9 @@ typedef struct {
 } lv_reply_t;
 
 /* A handler runs inside the consumer's transaction. Return 0 to commit its
- * effects; LV_ESTATE to refuse (effects rolled back, the id recorded, the
+ * effects (with reply->error set, the effects are kept and the sender hears
+ * "refused": a refusal that leaves a record, e.g. a payout refused for want
+ * of money); LV_ESTATE to refuse (effects rolled back, the id recorded, the
  * error replied); LV_EINVAL for a bad message (rolled back, dead-lettered with
  * reply->error as the reason); LV_ETRANSIENT to roll back and not ack, so the
  * sender retries. */

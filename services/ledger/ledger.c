@@ -173,7 +173,8 @@ static int reserve(PGconn *pg, const Levee__PayoutRequest *r, const char *fund, 
                         .now_ms = now};
     e = led_transfer_apply(pg, &t, err, sizeof err);
     if (e == LV_ESTATE) {
-        snprintf(reply->detail, sizeof reply->detail, "payout %s refused: %s", r->payout_id, err);
+        /* The refusal is recorded (committed) and the sender told. */
+        snprintf(reply->error, sizeof reply->error, "发放 %s 被拒绝 (refused): %s", r->payout_id, err);
         return record_payout(pg, r, county, fund, amount, "refused", err, explain, v->version,
                              NULL);
     }
