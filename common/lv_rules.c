@@ -1,6 +1,7 @@
 #include "lv_rules.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "lv_err.h"
 #include "lv_money.h"
@@ -21,6 +22,13 @@ const char *lv_grade_name(lv_grade_t g)
     case LV_GRADE_YELLOW: return "yellow";
     default: return NULL;
     }
+}
+
+int lv_grade_rank(const char *name)
+{
+    if (!name)
+        return 0;
+    return !strcmp(name, "red") ? 3 : !strcmp(name, "orange") ? 2 : !strcmp(name, "yellow") ? 1 : 0;
 }
 
 int lv_rules_eval(const lv_policy_version_t *v, const lv_facts_t *f, lv_verdict_t *out)

@@ -37,4 +37,7 @@ int lv_rules_eval(const lv_policy_version_t *v, const lv_facts_t *f, lv_verdict_
 
 const char *lv_grade_name(lv_grade_t g);
 
+/* The order of a grade by its name: none/unknown 0, yellow 1, orange 2, red 3. */
+int lv_grade_rank(const char *name);
+
 #endif

@@ -175,11 +175,6 @@ static int load_open_case(PGconn *pg, const char *household_id, case_t *c, bool 
     return 0;
 }
 
-static int grade_rank(const char *g)
-{
-    return !strcmp(g, "red") ? 3 : !strcmp(g, "orange") ? 2 : !strcmp(g, "yellow") ? 1 : 0;
-}
-
 /* The risk factors as a Postgres array literal; a factor with a quote or a
  * backslash (never sent by matching) is left out rather than escaped. */
 static void risk_array(const Levee__Alert *a, char *out, size_t n)
@@ -213,7 +208,7 @@ static int on_alert(dsp_t *d, PGconn *pg, const Levee__Alert *a)
     if (found) {
         /* The same episode: a worse picture raises the grade of the open
          * case; it never opens a second one. */
-        if (grade_rank(a->grade) <= grade_rank(c.grade))
+        if (lv_grade_rank(a->grade) <= lv_grade_rank(c.grade))
             return 0;
         const char *p[6] = {c.case_id, a->grade, a->category, risks, inc, rig};
         if ((e = lv_pg_cmd(pg,
@@ -273,11 +268,11 @@ static int on_alert(dsp_t *d, PGconn *pg, const Levee__Alert *a)
     static const char *const grade_zh[] = {"", "黄色提醒", "橙色预警", "红色报警"};
     char title[256], body[700];
     snprintf(title, sizeof title, "新增监测识别对象: 户 %s (%s)", c.household_id,
-             grade_zh[grade_rank(a->grade)]);
+             grade_zh[lv_grade_rank(a->grade)]);
     snprintf(body, sizeof body,
              "户 %s 因%s进入识别程序, 类别 %s, 预警等级 %s。已派发入户核查, 请关注。",
              c.household_id, a->primary_risk_factor + (strncmp(a->primary_risk_factor, "因", 3) ? 0 : 3),
-             a->category, grade_zh[grade_rank(a->grade)]);
+             a->category, grade_zh[lv_grade_rank(a->grade)]);
     return event(pg, &c, "case_opened", title, body);
 }
 

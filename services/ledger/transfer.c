@@ -60,6 +60,19 @@ static int64_t move(PGconn *pg, const char *account, const char *sets, bool guar
     return exec(pg, sql, 2, p, NULL);
 }
 
+/* Whether the stored transfer in row `row` (columns from `col`: debit,
+ * credit, amount, kind, phase, pending id) has t's content. */
+static bool row_matches(const PGresult *res, int row, int col, const led_transfer_t *t,
+                        const char *debit, const char *credit, int64_t amount)
+{
+    return !strcmp(PQgetvalue(res, row, col), debit) &&
+           !strcmp(PQgetvalue(res, row, col + 1), credit) &&
+           strtoll(PQgetvalue(res, row, col + 2), NULL, 10) == amount &&
+           !strcmp(PQgetvalue(res, row, col + 3), t->kind) &&
+           !strcmp(PQgetvalue(res, row, col + 4), PHASE[t->phase]) &&
+           !strcmp(PQgetvalue(res, row, col + 5), t->pending_id ? t->pending_id : "");
+}
+
 /* The same id again: the same content is a duplicate, other content an error. */
 static int compare_existing(PGconn *pg, const led_transfer_t *t, const char *debit,
                             const char *credit, int64_t amount, char *err, size_t n)
@@ -72,12 +85,7 @@ static int compare_existing(PGconn *pg, const led_transfer_t *t, const char *deb
                      1, p, &res);
     if (r < 0)
         return fail(pg, (int)r, err, n, NULL, NULL);
-    bool same = r == 1 && !strcmp(PQgetvalue(res, 0, 0), debit) &&
-                !strcmp(PQgetvalue(res, 0, 1), credit) &&
-                strtoll(PQgetvalue(res, 0, 2), NULL, 10) == amount &&
-                !strcmp(PQgetvalue(res, 0, 3), t->kind) &&
-                !strcmp(PQgetvalue(res, 0, 4), PHASE[t->phase]) &&
-                !strcmp(PQgetvalue(res, 0, 5), t->pending_id ? t->pending_id : "");
+    bool same = r == 1 && row_matches(res, 0, 0, t, debit, credit, amount);
     PQclear(res);
     if (same)
         return fail(pg, LV_EDUP, err, n, "transfer %s already applied", t->id);
@@ -404,12 +412,7 @@ int led_transfer_batch(PGconn *pg, const led_transfer_t *t, size_t n, led_result
                 hi = mid - 1;
         }
         if (hit >= 0) {
-            bool same = !strcmp(PQgetvalue(rex, hit, 1), debit) &&
-                        !strcmp(PQgetvalue(rex, hit, 2), credit) &&
-                        strtoll(PQgetvalue(rex, hit, 3), NULL, 10) == amount &&
-                        !strcmp(PQgetvalue(rex, hit, 4), t[i].kind) &&
-                        !strcmp(PQgetvalue(rex, hit, 5), PHASE[t[i].phase]) &&
-                        !strcmp(PQgetvalue(rex, hit, 6), t[i].pending_id ? t[i].pending_id : "");
+            bool same = row_matches(rex, hit, 1, &t[i], debit, credit, amount);
             refuse(&results[i], same ? LV_EDUP : LV_EINVAL,
                    same ? "transfer %s already applied" : "transfer id %s already used with other content",
                    t[i].id);

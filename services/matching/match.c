@@ -298,19 +298,6 @@ static const char *const SQL_ALERTS =
     "  $17::text[]) AS t(aid, hid, county, gr, cat, rf, inc, mem, rig, pci, pca, trig, ex) "
     "ON CONFLICT (alert_id) DO NOTHING";
 
-static int grade_rank(const char *g)
-{
-    if (!g || !*g)
-        return 0;
-    if (!strcmp(g, "yellow"))
-        return 1;
-    if (!strcmp(g, "orange"))
-        return 2;
-    if (!strcmp(g, "red"))
-        return 3;
-    return 0;
-}
-
 static int64_t num(const PGresult *res, int row, int col)
 {
     return PQgetisnull(res, row, col) ? -1 : strtoll(PQgetvalue(res, row, col), NULL, 10);
@@ -386,7 +373,7 @@ static int evaluate(mat_t *m, PGconn *pg, const lv_msg_t *msg, const Levee__Reco
         bool was_alerted = !PQgetisnull(res, i, 8) && PQgetvalue(res, i, 8)[0] == 't' &&
                            strtol(PQgetvalue(res, i, 11), NULL, 10) > 0;
         const char *old_grade = PQgetisnull(res, i, 9) ? "" : PQgetvalue(res, i, 9);
-        if (!vd.in_scope || !*rf || (was_alerted && grade_rank(grade) <= grade_rank(old_grade)))
+        if (!vd.in_scope || !*rf || (was_alerted && lv_grade_rank(grade) <= lv_grade_rank(old_grade)))
             continue;
         size_t idlen = strlen(msg->msg_id) + strlen(hid) + 8;
         char *aid = lv_arena_alloc(m->arena, idlen);

@@ -89,6 +89,12 @@ static void test_grade(void **state)
     assert_false(eval(623999, 1, 0, false).in_scope);
     assert_int_equal(eval(624000, 1, 0, false).grade, LV_GRADE_NONE);
     assert_int_equal(eval(624000, 1, 0, false).category == NULL, 1);
+    /* Ranks order the grades; an unknown name ranks with none. */
+    assert_true(lv_grade_rank("red") > lv_grade_rank("orange"));
+    assert_true(lv_grade_rank("orange") > lv_grade_rank("yellow"));
+    assert_true(lv_grade_rank("yellow") > lv_grade_rank(""));
+    assert_int_equal(lv_grade_rank(NULL), 0);
+    assert_int_equal(lv_grade_rank("purple"), 0);
 }
 
 static void test_explanation_and_errors(void **state)
