@@ -130,6 +130,11 @@ static void load_version(ctx_t *c, json_t *o, int idx, lv_policy_version_t *v)
     v->identification_target_days = (int)get_int(c, o, base, "identification_target_days", 1, 365);
     v->recheck_rate_permille = (int)get_int(c, o, base, "recheck_rate_permille", 0, 1000);
     v->recheck_tolerance_permille = (int)get_int(c, o, base, "recheck_tolerance_permille", 0, 1000);
+    v->wage_drop_permille = (int)get_int(c, o, base, "wage_drop_permille", 1, 1000);
+    v->wage_prior_months = (int)get_int(c, o, base, "wage_prior_months", 1, 60);
+    v->elimination_months = (int)get_int(c, o, base, "elimination_months", 0, 120);
+    v->elimination_min_measures = (int)get_int(c, o, base, "elimination_min_measures", 0, 100);
+    v->overdue_escalate_hours = (int)get_int(c, o, base, "overdue_escalate_hours", 0, 24 * 365);
     json_t *p = json_object_get(o, "payouts");
     char pp[64];
     snprintf(pp, sizeof pp, "%s.payouts", base);

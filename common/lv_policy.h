@@ -39,6 +39,12 @@ typedef struct {
     int identification_target_days;
     int recheck_rate_permille;
     int recheck_tolerance_permille;
+    /* Risk factors and the lifecycle (SPEC.md Default policy). */
+    int wage_drop_permille;         /* 因务工就业不稳: wage income down by at least this share */
+    int wage_prior_months;          /* ... against the mean of this many prior months */
+    int elimination_months;         /* 风险消除: at least this long after identification, */
+    int elimination_min_measures;   /* with at least this many assistance measures delivered */
+    int overdue_escalate_hours;     /* an overdue task is escalated and reassigned after this */
     lv_payout_rule_t illness, disaster, education;
     /* The medical-assistance calculator: basic, and tilted for monitoring
      * objects (医疗救助 基本 / 倾斜), on the year's compliant self-paid cost. */

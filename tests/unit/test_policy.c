@@ -137,6 +137,10 @@ static void test_shipped_values(void **state)
     assert_int_equal(v->identification_target_days, 15);
     assert_int_equal(v->recheck_rate_permille, 100);      /* 10% */
     assert_int_equal(v->recheck_tolerance_permille, 100); /* 10% of income */
+    assert_int_equal(v->wage_drop_permille, 300);     /* 因务工就业不稳: down 30% or more */
+    assert_int_equal(v->wage_prior_months, 6);         /* against the prior 6 months */
+    assert_int_equal(v->elimination_months, 6);        /* 风险消除 after 6 months at least */
+    assert_int_equal(v->elimination_min_measures, 1);
     assert_int_equal(v->relief_max_fen, 300000);           /* 3,000 元 per event */
     assert_int_equal(v->reservation_days, 30);
     assert_int_equal(v->nfunds, 1);
