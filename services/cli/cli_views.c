@@ -150,6 +150,19 @@ int cli_cmd_funds(cli_t *cli, const cli_args_t *a)
     return list(cli, SQL_FUNDS, 0, NULL, cols, NULL);
 }
 
+/* What left through each payment channel (一卡通, 银行代发, ...). */
+int cli_cmd_channels(cli_t *cli, const cli_args_t *a)
+{
+    (void)a;
+    static const cli_col_t cols[] = {{"channel", "支付渠道", CLI_F_AUTO, 0},
+                                     {NULL, NULL, 0, 0}};
+    return list(cli,
+                "SELECT substr(a.account_id, 9) AS channel, a.credits_posted AS paid_fen, "
+                "(SELECT count(*) FROM transfer t WHERE t.credit_account = a.account_id) AS payouts "
+                "FROM account a WHERE a.kind = 'paidout' ORDER BY a.account_id",
+                0, NULL, cols, NULL);
+}
+
 int cli_cmd_inbox(cli_t *cli, const cli_args_t *a)
 {
     char limit[24];

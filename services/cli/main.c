@@ -40,8 +40,9 @@ static const cli_opt_t o_tasks[] = {
     {"--assignee", true}, {"--status", true}, {"--limit", true}, {NULL, false}};
 static const cli_opt_t o_payouts[] = {{"--household", true}, {"--limit", true}, {NULL, false}};
 static const cli_opt_t o_inbox[] = {{"--limit", true}, {NULL, false}};
-static const cli_opt_t o_pay[] = {{"--all", false},   {"--region", true}, {"--actor", true},
-                                  {"--role", true},   {"--note", true},   {NULL, false}};
+static const cli_opt_t o_pay[] = {{"--all", false},  {"--region", true},  {"--actor", true},
+                                  {"--role", true},  {"--note", true},    {"--channel", true},
+                                  {NULL, false}};
 static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
 static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
@@ -73,13 +74,16 @@ static const cli_cmd_t s_cmds[] = {
     {"payouts", cli_cmd_payouts, 0, 0, o_payouts, "payouts [--household H] [--limit N]",
      "帮扶资金发放 (payouts)"},
     {"funds", cli_cmd_funds, 0, 0, o_none, "funds", "资金账户 (funds and balances)"},
+    {"channels", cli_cmd_channels, 0, 0, o_none, "channels",
+     "各支付渠道已付出金额 (what left through each payment channel)"},
     {"inbox", cli_cmd_inbox, 0, 1, o_inbox, "inbox [RECIPIENT] [--limit N]",
      "消息 (notifications, newest first)"},
     {"household", cli_cmd_household, 1, 1, o_none, "household ID",
      "一户一档 (a household's file)"},
     {"summary", cli_cmd_summary, 0, 0, o_none, "summary", "汇总 (figures at a glance)"},
-    {"pay", cli_cmd_pay, 0, 1, o_pay, "pay PAYOUT_ID | --all [--region PREFIX] [--role town]",
-     "支付已预留的发放 (pay reserved payouts; relief needs --role town)"},
+    {"pay", cli_cmd_pay, 0, 1, o_pay, "pay PAYOUT_ID | --all [--region PREFIX] [--channel 一卡通] [--role town]",
+     "支付已预留的发放, 经指定渠道 (pay reserved payouts through a channel, default 一卡通; "
+     "relief needs --role town)"},
     {"void", cli_cmd_void, 1, 1, o_money, "void PAYOUT_ID --note WHY",
      "作废已预留的发放 (void a reserved payout)"},
     {"donate", cli_cmd_donate, 3, 3, o_money, "donate VILLAGE_CODE DONOR AMOUNT [--date D]",

@@ -114,7 +114,7 @@ static int notify_paid(PGconn *pg, const char *payout_id)
     PGresult *res;
     int e = lv_pg_query(pg, &res,
                         "SELECT p.household_id, h.region_code, p.case_id, p.kind, p.amount_fen, "
-                        "p.year FROM payout p JOIN household h USING (household_id) "
+                        "p.year, coalesce(p.channel, '') FROM payout p JOIN household h USING (household_id) "
                         "WHERE p.payout_id = $1",
                         1, p);
     if (e)
@@ -128,8 +128,8 @@ static int notify_paid(PGconn *pg, const char *payout_id)
     snprintf(id, sizeof id, "ev:payout_posted:%s", payout_id);
     snprintf(title, sizeof title, "%s已发放: 户 %s", kind_zh(PQgetvalue(res, 0, 3)),
              PQgetvalue(res, 0, 0));
-    snprintf(body, sizeof body, "户 %s %s %s 元已从资金账户划入应付账户 (%s 年度)。",
-             PQgetvalue(res, 0, 0), kind_zh(PQgetvalue(res, 0, 3)), yuan, PQgetvalue(res, 0, 5));
+    snprintf(body, sizeof body, "户 %s %s %s 元已经%s支付 (%s 年度)。", PQgetvalue(res, 0, 0),
+             kind_zh(PQgetvalue(res, 0, 3)), yuan, PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 5));
     Levee__Event ev = LEVEE__EVENT__INIT;
     ev.event_id = id;
     ev.kind = (char *)"payout_posted";
@@ -254,6 +254,81 @@ static int payout(led_t *l, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
 
 /* ---- commands from people ---------------------------------------------- */
 
+/* A channel name: 1..60 bytes, no control characters. */
+static bool channel_ok(const char *ch)
+{
+    size_t n = strlen(ch);
+    if (n == 0 || n > 60)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)ch[i] < 0x20 || ch[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* The money of posted payouts leaves the households' payable accounts for
+ * the channel's paid-out account: one transfer per payout (id "out:" +
+ * payout id, so a redelivery changes nothing), applied as one batch. */
+static int disburse(PGconn *pg, const char *const *ids, size_t n, const char *channel,
+                    int64_t now, lv_reply_t *reply)
+{
+    char out_acc[96];
+    snprintf(out_acc, sizeof out_acc, "paidout:%s", channel);
+    const char *pa[2] = {out_acc, channel};
+    int e = lv_pg_cmd(pg,
+                      "INSERT INTO account (account_id, name, kind) VALUES ($1, '已支付 ' || $2, "
+                      "'paidout') ON CONFLICT DO NOTHING",
+                      2, pa);
+    if (e || n == 0)
+        return e;
+    lv_buf_t arr;
+    lv_buf_init(&arr, (size_t)1 << 26);
+    lv_arr_begin(&arr);
+    for (size_t i = 0; i < n; i++)
+        lv_arr_text(&arr, ids[i], strlen(ids[i]));
+    lv_arr_end(&arr);
+    const char *p[1] = {lv_buf_str(&arr)};
+    PGresult *res = NULL;
+    e = arr.failed ? LV_ETRANSIENT
+                   : lv_pg_query(pg, &res,
+                                 "SELECT payout_id, 'out:' || payout_id, 'payable:' || household_id, "
+                                 "amount_fen FROM payout WHERE payout_id = ANY($1::text[]) "
+                                 "ORDER BY payout_id",
+                                 1, p);
+    lv_buf_free(&arr);
+    if (e)
+        return e;
+    size_t m = (size_t)PQntuples(res);
+    led_transfer_t *t = calloc(m ? m : 1, sizeof *t);
+    led_result_t *r = calloc(m ? m : 1, sizeof *r);
+    if (!t || !r) {
+        e = LV_ETRANSIENT;
+        goto out;
+    }
+    for (size_t i = 0; i < m; i++)
+        t[i] = (led_transfer_t){.id = PQgetvalue(res, (int)i, 1),
+                                .debit = PQgetvalue(res, (int)i, 2), .credit = out_acc,
+                                .kind = "disburse",
+                                .amount_fen = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10),
+                                .phase = LED_SINGLE, .now_ms = now};
+    if ((e = led_transfer_batch(pg, t, m, r)))
+        goto out;
+    for (size_t i = 0; i < m; i++)
+        if (r[i].code != 0 && r[i].code != LV_EDUP) {
+            /* A posted payout whose money cannot leave: the books would not
+             * close. Refuse the whole command; nothing of it commits. */
+            snprintf(reply->error, sizeof reply->error, "发放 %s 无法支付 (cannot disburse): %s",
+                     PQgetvalue(res, (int)i, 0), r[i].why);
+            e = LV_ESTATE;
+            break;
+        }
+out:
+    PQclear(res);
+    free(t);
+    free(r);
+    return e;
+}
+
 /* Posts or voids one reserved payout. */
 static int resolve(PGconn *pg, const char *payout_id, bool post, const Levee__Command *cmd,
                    const char *why, lv_reply_t *reply)
@@ -297,13 +372,19 @@ static int resolve(PGconn *pg, const char *payout_id, bool post, const Levee__Co
         return e;
     char now[24];
     i64s(now, sizeof now, lv_now_ms());
-    const char *q[5] = {payout_id, post ? "posted" : "voided", now, cmd->actor, why};
+    const char *q[6] = {payout_id, post ? "posted" : "voided", now, cmd->actor, why,
+                        post ? cmd->channel : NULL};
     if ((e = lv_pg_cmd(pg,
                        "UPDATE payout SET status = $2, resolved_ms = $3, resolved_by = $4, "
-                       "reason = coalesce($5, reason) WHERE payout_id = $1",
-                       5, q)))
+                       "reason = coalesce($5, reason), channel = $6 WHERE payout_id = $1",
+                       6, q)))
         return e;
-    return post ? notify_paid(pg, payout_id) : 0;
+    if (!post)
+        return 0;
+    const char *one[1] = {payout_id};
+    if ((e = disburse(pg, one, 1, cmd->channel, lv_now_ms(), reply)))
+        return e;
+    return notify_paid(pg, payout_id);
 }
 
 #define PAY_BATCH 10000
@@ -354,14 +435,23 @@ static int pay_all(PGconn *pg, const Levee__Command *cmd, lv_reply_t *reply)
     lv_arr_end(&done);
     char nows[24];
     i64s(nows, sizeof nows, now);
-    const char *q[3] = {lv_buf_str(&done), nows, cmd->actor};
+    const char *q[4] = {lv_buf_str(&done), nows, cmd->actor, cmd->channel};
     if (done.failed)
         e = LV_ETRANSIENT;
     else if (paid)
         e = lv_pg_cmd(pg,
-                      "UPDATE payout SET status = 'posted', resolved_ms = $2, resolved_by = $3 "
-                      "WHERE payout_id = ANY($1::text[])",
-                      3, q);
+                      "UPDATE payout SET status = 'posted', resolved_ms = $2, resolved_by = $3, "
+                      "channel = $4 WHERE payout_id = ANY($1::text[])",
+                      4, q);
+    if (!e && paid) {
+        const char **ids = calloc(paid, sizeof *ids);
+        size_t k = 0;
+        for (size_t i = 0; ids && i < n; i++)
+            if (r[i].code == 0 || r[i].code == LV_EDUP)
+                ids[k++] = t[i].pending_id;
+        e = ids ? disburse(pg, ids, k, cmd->channel, now, reply) : LV_ETRANSIENT;
+        free(ids);
+    }
     for (size_t i = 0; !e && i < n; i++)
         if (r[i].code == 0 || r[i].code == LV_EDUP)
             e = notify_paid(pg, t[i].pending_id);
@@ -496,6 +586,11 @@ static int command(led_t *l, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
     }
     if (!strcmp(cmd->name, "pay") || !strcmp(cmd->name, "void")) {
         bool post = !strcmp(cmd->name, "pay");
+        if (post && !channel_ok(cmd->channel)) {
+            snprintf(reply->error, sizeof reply->error,
+                     "支付须指明渠道 (a payment names its channel, 1..60 bytes)");
+            return LV_ESTATE;
+        }
         if (post && !*cmd->payout_id)
             return pay_all(pg, cmd, reply);
         if (!post && !*cmd->note) {

@@ -17,6 +17,10 @@
    as refused and moves no money; the balances add up.
 7. reconcile detects a corrupted account column and a corrupted payout
    amount, naming them, and passes again once they are restored.
+8. paid-out accounts per channel: every posted payout left its household's
+   payable account for its channel's account exactly once (一卡通 by
+   default, 银行代发 when named); a payment without a channel is refused;
+   reconcile detects a disbursement of a payout that was never posted.
 
 Standard library only. Prints every check; exits 1 if any check failed.
 """
@@ -629,6 +633,61 @@ def part7(st):
     CK.eq(st.psql("SELECT consumer, msg_id, reason FROM dead_letter ORDER BY id"), [], "no dead letters")
 
 
+def channels(st):
+    cp = st.levee("--json", "channels")
+    doc = json.loads(cp.stdout)
+    rows = doc if isinstance(doc, list) else doc.get("items", doc.get("rows", []))
+    return {r["channel"]: (int(r["paid_fen"]), int(r["payouts"])) for r in rows}
+
+
+def part8(st):
+    log("part 8: paid-out accounts per channel")
+    by_channel = {}
+    for ch, amt, n in st.psql("SELECT channel, sum(amount_fen), count(*) FROM payout "
+                              "WHERE status = 'posted' GROUP BY channel"):
+        by_channel[ch] = (int(amt), int(n))
+    CK.ok(by_channel and all(ch for ch in by_channel), "every posted payout names its channel", by_channel)
+    CK.eq(channels(st), by_channel,
+          "levee channels: per channel, paid-out = Σ posted payouts through it, one transfer each")
+    unpaid = st.scalar("SELECT count(*) FROM account WHERE kind = 'payable' "
+                       "AND credits_posted <> debits_posted")
+    CK.eq(unpaid, "0", "every payable account is cleared: what was posted to it left through a channel")
+    # A named channel, and a payment without one.
+    # A new temporary relief from the village fund of part 6, paid by the town.
+    hid = st.scalar("SELECT household_id FROM payout WHERE kind = 'relief' AND status = 'posted' "
+                    "ORDER BY payout_id LIMIT 1")
+    cp = st.levee("--json", "relief", hid, "300", "--note", "临时救助 (渠道测试)", "--actor", "村委会")
+    pend = "relief:" + json.loads(cp.stdout)["cmd_id"]
+    CK.eq(payout_rows(st, [pend]).get(pend, (None,))[0], "pending", "a relief of 300 元 is reserved")
+    rc, out, err = run(st, "pay", pend, "--channel", "", "--role", "town", "--actor", "乡镇")
+    CK.eq(rc, 1, "paying %s with an empty channel is refused" % pend)
+    CK.eq(st.scalar("SELECT status FROM payout WHERE payout_id = :'p'", {"p": pend}), "pending",
+          "and the payout stays pending")
+    rc, out, err = run(st, "pay", pend, "--channel", "银行代发", "--role", "town", "--actor", "乡镇")
+    CK.eq(rc, 0, "paying %s through 银行代发" % pend)
+    amt = int(st.scalar("SELECT amount_fen FROM payout WHERE payout_id = :'p'", {"p": pend}))
+    got = channels(st).get("银行代发")
+    CK.eq(got, (amt + by_channel.get("银行代发", (0, 0))[0], 1 + by_channel.get("银行代发", (0, 0))[1]),
+          "银行代发's paid-out account holds exactly that payout")
+    CK.eq(st.scalar("SELECT debit_account FROM transfer WHERE transfer_id = 'out:' || :'p'", {"p": pend}),
+          "payable:" + st.scalar("SELECT household_id FROM payout WHERE payout_id = :'p'", {"p": pend}),
+          "the money left the household's payable account")
+    check_reconciles(st, "after paying through two channels")
+    # A disbursement of a payout that was never posted.
+    victim = st.scalar("SELECT payout_id FROM payout WHERE status IN ('voided', 'pending') "
+                       "ORDER BY payout_id LIMIT 1")
+    if victim:
+        hh = st.scalar("SELECT household_id FROM payout WHERE payout_id = :'p'", {"p": victim})
+        st.psql("INSERT INTO account (account_id, name, kind) VALUES ('payable:' || :'h', 'x', 'payable') "
+                "ON CONFLICT DO NOTHING", {"h": hh})
+        st.psql("INSERT INTO transfer (transfer_id, debit_account, credit_account, amount_fen, kind, "
+                "created_ms) VALUES ('out:' || :'p', 'payable:' || :'h', 'paidout:一卡通', 100, "
+                "'disburse', 0)", {"p": victim, "h": hh})
+        rc, doc = reconcile(st)
+        CK.eq(rc, 1, "a disbursement of %s, never posted: reconcile exits 1" % victim)
+        CK.ok([f for f in findings(doc) if victim in f], "a finding names %s" % victim, findings(doc))
+
+
 def snapshot_binaries(dest):
     """Copies the binaries into dest and points LEVEE_BIN there, so that a
     rebuild in the working tree while the test runs cannot pull a binary
@@ -663,6 +722,7 @@ def main():
                 part4_5(st, spare[5:7])
                 part6(st)
                 part7(st)
+                part8(st)
             except Exception as e:  # noqa: BLE001 -- reported as a failure, with the logs
                 import traceback
                 traceback.print_exc()
