@@ -10,6 +10,7 @@
 #include "lv_buf.h"
 #include "lv_err.h"
 #include "lv_log.h"
+#include "lv_metrics.h"
 #include "lv_pg.h"
 #include "lv_time.h"
 
@@ -137,7 +138,11 @@ static int dead_letter(PGconn *pg, const char *consumer, const lv_msg_t *m, cons
     return e;
 }
 
-int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ctx)
+/* Receives and handles one message; on return type holds its type ("" when
+ * none was read) and *outcome what became of it (NULL when not handled to
+ * an end: nothing waiting, malformed, or to be retried). */
+static int step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ctx, char type[64],
+                const char **outcome)
 {
     zmq_msg_t frames[MAX_FRAMES];
     int n = 0, total = 0, more = 1, rc = 0;
@@ -169,11 +174,11 @@ int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ct
             zmq_msg_close(&frames[i]);
         return rc ? rc : 1;
     }
-    char msg_id[LV_MSG_ID_MAX + 1], type[64];
+    char msg_id[LV_MSG_ID_MAX + 1];
     size_t idlen = zmq_msg_size(&frames[1]), tlen = zmq_msg_size(&frames[2]);
     lv_reply_t reply;
     reply.error[0] = reply.detail[0] = '\0';
-    if (idlen == 0 || idlen > LV_MSG_ID_MAX || tlen == 0 || tlen >= sizeof type) {
+    if (idlen == 0 || idlen > LV_MSG_ID_MAX || tlen == 0 || tlen >= 64) {
         lv_warn("%s: dropped a message with a bad id or type", self->name);
         goto out;
     }
@@ -197,6 +202,7 @@ int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ct
         lv_pg_rollback(pg);
         snprintf(reply.detail, sizeof reply.detail, "already processed");
         ack(self, &frames[0], msg_id, "dup", &reply);
+        *outcome = "dup";
         rc = 1;
         goto out;
     }
@@ -234,10 +240,39 @@ int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ct
         goto out;
     }
     ack(self, &frames[0], msg_id, status, &reply);
+    *outcome = status;
     rc = 1;
 out:
     for (int i = 0; i < n; i++)
         zmq_msg_close(&frames[i]);
+    return rc;
+}
+
+int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ctx)
+{
+    char type[64] = "";
+    const char *outcome = NULL;
+    int64_t t0 = lv_mono_us();
+    int rc = step(self, pg, fn, ctx, type, &outcome);
+    if (!type[0])
+        return rc;
+    /* A type from the wire goes into a label only if it is a plain word. */
+    if (strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(type))
+        snprintf(type, 64, "other");
+    /* Per message (a batch of records is one message), so the lookups are cheap. */
+    char labels[200];
+    snprintf(labels, sizeof labels, "service=\"%s\",type=\"%s\",outcome=\"%s\"", self->name,
+             type, outcome ? outcome : "retry");
+    lv_metric_add(lv_counter("levee_messages_total",
+                             "Messages handled by a consumer, by type and outcome "
+                             "(ok, dup, refused, dead, retry)",
+                             labels),
+                  1);
+    snprintf(labels, sizeof labels, "service=\"%s\",type=\"%s\"", self->name, type);
+    lv_metric_observe(lv_histogram("levee_handle_seconds",
+                                   "Time to handle one message and commit its effects",
+                                   labels, NULL, 0),
+                      (double)(lv_mono_us() - t0) / 1e6);
     return rc;
 }
 

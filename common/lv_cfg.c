@@ -82,5 +82,22 @@ int lv_cfg_load(lv_cfg_t *cfg)
     if (env_long("LEVEE_DEDUP_TTL_S", 90 * 86400, 1, 3650LL * 86400, &v))
         return LV_EINVAL;
     cfg->dedup_ttl_s = (int)v;
+    if (env_long("LEVEE_METRICS_PORT", 0, 0, 65535, &v))
+        return LV_EINVAL;
+    cfg->metrics_port = (int)v;
+    if (env_long("LEVEE_HEALTH_STALE_MS", 10000, 100, 3600000, &v))
+        return LV_EINVAL;
+    cfg->health_stale_ms = (int)v;
+    return 0;
+}
+
+int lv_cfg_metrics_port(const lv_cfg_t *cfg, const char *service)
+{
+    static const char *const ORDER[] = {"ingest", "matching", "dispatch", "ledger", "notify"};
+    if (cfg->metrics_port > 0)
+        return cfg->metrics_port;
+    for (int i = 0; i < (int)(sizeof ORDER / sizeof ORDER[0]); i++)
+        if (!strcmp(ORDER[i], service))
+            return cfg->port_base + 15 + i;
     return 0;
 }

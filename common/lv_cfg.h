@@ -23,9 +23,16 @@ typedef struct {
     size_t max_fields;      /* LEVEE_MAX_FIELDS */
     long long max_file_bytes; /* LEVEE_MAX_FILE_BYTES */
     int dedup_ttl_s;        /* LEVEE_DEDUP_TTL_S */
+    int metrics_port;       /* LEVEE_METRICS_PORT: 0 = port_base + 15 + the service's place */
+    int health_stale_ms;    /* LEVEE_HEALTH_STALE_MS: /healthz fails when the loop is this late */
 } lv_cfg_t;
 
 /* Fills cfg from LEVEE_* variables. Returns 0 or LV_EINVAL with a message on stderr. */
 int lv_cfg_load(lv_cfg_t *cfg);
+
+/* Where a service serves /metrics and /healthz: LEVEE_METRICS_PORT, else
+ * port_base + 15 + its place in ingest, matching, dispatch, ledger, notify;
+ * 0 for another name (no endpoint). */
+int lv_cfg_metrics_port(const lv_cfg_t *cfg, const char *service);
 
 #endif

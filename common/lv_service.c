@@ -3,12 +3,14 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lv_err.h"
 #include "lv_log.h"
+#include "lv_metrics.h"
 #include "lv_pg.h"
 #include "lv_time.h"
 
@@ -20,6 +22,12 @@ struct lv_service {
     void *zctx;
     lv_consumer_t *consumer;
     lv_relay_t *relay;
+    lv_metrics_server_t *metrics;
+    /* Written by the loop, read by the metrics thread. */
+    _Atomic int64_t last_turn_ms;
+    _Atomic bool pg_ok;
+    lv_metric_t *m_inflight, *m_outbox, *m_turns;
+    int64_t next_outbox_ms;
 };
 
 static volatile sig_atomic_t s_stop, s_reload;
@@ -35,6 +43,55 @@ static void on_signal(int sig)
 bool lv_service_stopping(void)
 {
     return s_stop != 0;
+}
+
+/* /healthz: the loop turned recently and Postgres answers. */
+static bool health(void *ctx, char *detail, size_t n)
+{
+    lv_service_t *self = ctx;
+    int64_t age = lv_now_ms() - atomic_load(&self->last_turn_ms);
+    bool pg = atomic_load(&self->pg_ok);
+    bool ok = pg && age <= self->cfg.health_stale_ms;
+    snprintf(detail, n,
+             "{\"status\": \"%s\", \"service\": \"%s\", \"loop_age_ms\": %lld, "
+             "\"postgres\": \"%s\"}",
+             ok ? "ok" : "unhealthy", self->opts.name, (long long)age, pg ? "ok" : "down");
+    return ok;
+}
+
+static void start_metrics(lv_service_t *self)
+{
+    char labels[96];
+    snprintf(labels, sizeof labels, "service=\"%s\"", self->opts.name);
+    self->m_inflight = lv_gauge("levee_relay_inflight",
+                                "Messages sent to peers and not yet acknowledged", labels);
+    self->m_outbox = lv_gauge("levee_outbox_depth",
+                              "Messages in the outbox waiting to be sent or acknowledged", labels);
+    self->m_turns = lv_counter("levee_loop_turns_total", "Turns of the service's main loop", labels);
+    atomic_store(&self->last_turn_ms, lv_now_ms());
+    atomic_store(&self->pg_ok, true);
+    int port = lv_cfg_metrics_port(&self->cfg, self->opts.name);
+    if (port > 0)
+        self->metrics = lv_metrics_serve("127.0.0.1", port, health, self);
+}
+
+/* Gauges the loop keeps current; the outbox count is a query, so it runs
+ * every few seconds only. */
+static void update_gauges(lv_service_t *self)
+{
+    int64_t now = lv_now_ms();
+    atomic_store(&self->last_turn_ms, now);
+    atomic_store(&self->pg_ok, PQstatus(self->pg) == CONNECTION_OK);
+    lv_metric_add(self->m_turns, 1);
+    lv_metric_set(self->m_inflight, lv_relay_inflight(self->relay));
+    if (now < self->next_outbox_ms)
+        return;
+    self->next_outbox_ms = now + 5000;
+    char depth[24];
+    const char *p[1] = {self->opts.name};
+    if (lv_pg_scalar(self->pg, depth, sizeof depth,
+                     "SELECT count(*) FROM outbox WHERE producer = $1", 1, p) == 0)
+        lv_metric_set(self->m_outbox, strtoll(depth, NULL, 10));
 }
 
 lv_service_t *lv_service_new(const lv_service_opts_t *opts)
@@ -73,6 +130,7 @@ lv_service_t *lv_service_new(const lv_service_opts_t *opts)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    start_metrics(self);
     return self;
 fail:
     lv_service_destroy(&self);
@@ -84,6 +142,7 @@ void lv_service_destroy(lv_service_t **self_p)
     if (!self_p || !*self_p)
         return;
     lv_service_t *self = *self_p;
+    lv_metrics_server_stop(&self->metrics);
     lv_relay_destroy(&self->relay);
     lv_consumer_destroy(&self->consumer);
     if (self->zctx)
@@ -182,6 +241,7 @@ int lv_service_run(lv_service_t *self)
         }
         if (busy)
             wait = 0;
+        update_gauges(self);
     }
     lv_info("stopping");
     return 0;

@@ -28,5 +28,7 @@ int64_t lv_now_ms(void);
 
 /* A monotonic clock in ms, for timeouts. */
 int64_t lv_mono_ms(void);
+/* The same clock in microseconds, for latency figures. */
+int64_t lv_mono_us(void);
 
 #endif

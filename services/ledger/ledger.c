@@ -16,6 +16,7 @@
 #include "lv_buf.h"
 #include "lv_err.h"
 #include "lv_log.h"
+#include "lv_metrics.h"
 #include "lv_money.h"
 #include "lv_pg.h"
 #include "lv_region.h"
@@ -623,6 +624,45 @@ int led_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
     return LV_EINVAL;
 }
 
+/* The ledger totals for /metrics: per fund its balance, paid and reserved
+ * amounts, per channel what left through it. A query every few seconds. */
+static void update_totals(PGconn *pg)
+{
+    static int64_t next_ms;
+    int64_t mono = lv_mono_ms();
+    if (mono < next_ms)
+        return;
+    next_ms = mono + 5000;
+    PGresult *res;
+    if (lv_pg_query(pg, &res,
+                    "SELECT account_id, kind, credits_posted - debits_posted - debits_pending, "
+                    "debits_posted, debits_pending, credits_posted FROM account "
+                    "WHERE kind IN ('fund', 'paidout') ORDER BY account_id LIMIT 400",
+                    0, NULL))
+        return;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *id = PQgetvalue(res, i, 0);
+        /* Account ids go into a label only when they are plain. */
+        if (strcspn(id, "\"\\\n{}") != strlen(id))
+            continue;
+        char labels[200];
+        snprintf(labels, sizeof labels, "account=\"%s\"", id);
+        if (!strcmp(PQgetvalue(res, i, 1), "paidout")) {
+            lv_metric_set(lv_gauge("levee_paidout_fen", "Paid out through a channel, in fen", labels),
+                          strtoll(PQgetvalue(res, i, 5), NULL, 10));
+            continue;
+        }
+        lv_metric_set(lv_gauge("levee_fund_balance_fen", "A fund's balance (what it can still pay), fen",
+                               labels),
+                      strtoll(PQgetvalue(res, i, 2), NULL, 10));
+        lv_metric_set(lv_gauge("levee_fund_paid_fen", "Posted payouts from a fund, fen", labels),
+                      strtoll(PQgetvalue(res, i, 3), NULL, 10));
+        lv_metric_set(lv_gauge("levee_fund_pending_fen", "Reserved payouts of a fund, fen", labels),
+                      strtoll(PQgetvalue(res, i, 4), NULL, 10));
+    }
+    PQclear(res);
+}
+
 /* Reservations that lapsed are voided, one transaction each. */
 int led_tick(void *ctx, lv_service_t *svc)
 {
@@ -633,6 +673,7 @@ int led_tick(void *ctx, lv_service_t *svc)
         return (int)(next_ms - mono);
     next_ms = mono + 1000;
     PGconn *pg = lv_service_pg(svc);
+    update_totals(pg);
     PGresult *res;
     if (led_expired(pg, lv_now_ms(), 200, &res))
         return 1000;

@@ -255,3 +255,51 @@ class Stack:
 def wait_for(fn, timeout=30.0, interval=0.2, what=None):
     """Module-level alias of Stack.wait_for."""
     return Stack.wait_for(fn, timeout, interval, what)
+
+
+class Checks:
+    """A test's checks: each printed as it is made, all counted, the failures
+    listed at the end. Thread-safe. `run` wraps a test's body: an exception
+    becomes a failure, with the tails of the named services' logs."""
+
+    def __init__(self, tag):
+        import threading
+        self.tag = tag
+        self.t0 = time.monotonic()
+        self.failed = []
+        self.passed = 0
+        self._mu = threading.Lock()
+
+    def log(self, msg):
+        print("[%s %5.1fs] %s" % (self.tag, time.monotonic() - self.t0, msg), flush=True)
+
+    def ok(self, cond, what, detail=None):
+        with self._mu:
+            if cond:
+                self.passed += 1
+                self.log("  ok    %s" % what)
+            else:
+                self.failed.append(what)
+                self.log("  FAIL  %s%s" % (what, "" if detail is None else "  -- %s" % (detail,)))
+        return bool(cond)
+
+    def eq(self, got, want, what):
+        return self.ok(got == want, "%s (= %r)" % (what, want), "got %r" % (got,))
+
+    def run(self, body, st, services=SERVICES, tail=3000):
+        try:
+            body()
+        except Exception as e:  # noqa: BLE001 -- reported as a failure, with the logs
+            import traceback
+            traceback.print_exc()
+            self.ok(False, "the test ran to its end", "%s: %s" % (type(e).__name__, e))
+            for svc in services:
+                self.log("--- tail of levee-%s.log\n%s" % (svc, st.log(svc)[-tail:]))
+
+    def report(self):
+        """Prints the summary; returns the exit code (1 if any check failed)."""
+        self.log("%d checks passed, %d failed, %.1f s"
+                 % (self.passed, len(self.failed), time.monotonic() - self.t0))
+        for f in self.failed:
+            self.log("FAILED: %s" % f)
+        return 1 if self.failed else 0

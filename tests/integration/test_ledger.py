@@ -31,12 +31,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lvstack import LEVEE, ROOT, Stack, free_port_base, wait_for  # noqa: E402
+from lvstack import LEVEE, ROOT, Checks, Stack, free_port_base, wait_for  # noqa: E402
 
 HOUSEHOLDS = 1500
 MEDICAL_ROWS = 30000
@@ -46,34 +45,8 @@ THREADS = 4          # parallel CLI callers while walking
 FUND = "fund:special"
 LOCK_APP = "levee-test-ledger-lock"
 
-T0 = time.monotonic()
-
-
-def log(msg):
-    print("[ledger %5.1fs] %s" % (time.monotonic() - T0, msg), flush=True)
-
-
-class Checks:
-    def __init__(self):
-        self.failed = []
-        self.passed = 0
-        self._mu = threading.Lock()
-
-    def ok(self, cond, what, detail=None):
-        with self._mu:
-            if cond:
-                self.passed += 1
-                log("  ok    %s" % what)
-            else:
-                self.failed.append(what)
-                log("  FAIL  %s%s" % (what, "" if detail is None else "  -- %s" % (detail,)))
-        return bool(cond)
-
-    def eq(self, got, want, what):
-        return self.ok(got == want, "%s (= %r)" % (what, want), "got %r" % (got,))
-
-
-CK = Checks()
+CK = Checks("ledger")
+log = CK.log
 
 
 # ---- helpers -------------------------------------------------------------------
@@ -715,7 +688,8 @@ def main():
                        check=True, stdout=subprocess.DEVNULL)
         with Stack(free_port_base()) as st:
             log("stack up at port base %d (home %s)" % (st.port_base, st.home))
-            try:
+
+            def body():
                 pending, spare = part1(st, os.path.join(tmp, "sample"))
                 part2(st, pending)
                 part3(st, spare[:5])
@@ -723,16 +697,8 @@ def main():
                 part6(st)
                 part7(st)
                 part8(st)
-            except Exception as e:  # noqa: BLE001 -- reported as a failure, with the logs
-                import traceback
-                traceback.print_exc()
-                CK.ok(False, "the test ran to its end", "%s: %s" % (type(e).__name__, e))
-                for svc in ("ledger", "dispatch"):
-                    log("--- tail of levee-%s.log\n%s" % (svc, st.log(svc)[-3000:]))
-    log("%d checks passed, %d failed, %.1f s" % (CK.passed, len(CK.failed), time.monotonic() - T0))
-    for f in CK.failed:
-        log("FAILED: %s" % f)
-    return 1 if CK.failed else 0
+            CK.run(body, st, services=("ledger", "dispatch"))
+    return CK.report()
 
 
 if __name__ == "__main__":

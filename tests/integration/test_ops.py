@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Operations test: what ops teams rely on during the peak.
+
+1. Every service serves GET /metrics in the Prometheus text format (checked
+   line by line: HELP/TYPE before samples, valid names and labels, histogram
+   buckets cumulative and ending in +Inf = _count) and GET /healthz (200 with
+   a JSON status); other paths answer 404 and other methods 405, in JSON.
+2. After a registry and a medical feed pass through, the figures say so:
+   matching and dispatch handled messages with outcome ok, handler latency
+   histograms have observations, and the ledger's fund balance gauge equals
+   `levee funds`.
+3. A Postgres outage: /healthz turns 503 (postgres: down) while it lasts,
+   the services stay up and answer 200 again once Postgres is back, and
+   work sent during the outage is done afterwards.
+4. Logs are one JSON object per line with no unmasked ID number; SIGTERM
+   stops a service cleanly (its log ends with "stopping").
+
+Standard library only. Prints every check; exits 1 if any check failed.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lvstack import ROOT, SERVICES, Checks, Stack, free_port_base, wait_for  # noqa: E402
+
+PLACE = {s: i for i, s in enumerate(("ingest", "matching", "dispatch", "ledger", "notify"))}
+CK = Checks("ops")
+log = CK.log
+
+
+def http(port, path, method="GET"):
+    """(status, content type, body text) of a request to 127.0.0.1:port."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method,
+                                 data=b"x" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode("utf-8")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode("utf-8")
+
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABELS = r'(\{(%s="(?:[^"\\\n]|\\.)*")(,%s="(?:[^"\\\n]|\\.)*")*\})?' % (NAME, NAME)
+SAMPLE = re.compile(r"^(%s)%s (-?[0-9.e+-]+|\+Inf|NaN)$" % (NAME, LABELS))
+
+
+def parse_metrics(text):
+    """{(name, labels text): value}, raising ValueError on a malformed line."""
+    types, out = {}, {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("# HELP "):
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            if name in types:
+                raise ValueError("line %d: a second TYPE for %s" % (n, name))
+            types[name] = kind
+            continue
+        m = SAMPLE.match(line)
+        if not m:
+            raise ValueError("line %d: not a sample: %r" % (n, line))
+        name = m.group(1)
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        if name not in types and base not in types:
+            raise ValueError("line %d: %s before its TYPE" % (n, name))
+        labels = line[len(name):line.rindex(" ")]
+        out[(name, labels)] = float(m.group(m.lastindex))
+    return types, out
+
+
+def check_histograms(types, samples, svc):
+    """Each histogram series: buckets non-decreasing, +Inf equals _count."""
+    bad = []
+    for name, kind in types.items():
+        if kind != "histogram":
+            continue
+        series = {}
+        for (n, labels), v in samples.items():
+            if n == name + "_bucket":
+                key = re.sub(r',?le="[^"]*"', "", labels)
+                le = re.search(r'le="([^"]*)"', labels).group(1)
+                series.setdefault(key, []).append((float("inf") if le == "+Inf" else float(le), v))
+        for key, buckets in series.items():
+            buckets.sort()
+            counts = [v for _, v in buckets]
+            total = samples.get((name + "_count", key.replace("{}", "")))
+            if counts != sorted(counts) or buckets[-1][0] != float("inf") or counts[-1] != total:
+                bad.append((name, key, buckets, total))
+    CK.ok(not bad, "%s: histogram buckets are cumulative and +Inf = _count" % svc, bad[:2])
+
+
+def metric(samples, name, **labels):
+    for (n, text), v in samples.items():
+        if n == name and all('%s="%s"' % kv in text for kv in labels.items()):
+            return v
+    return None
+
+
+def part1_2(st, sample):
+    log("part 1-2: /metrics and /healthz on every service, after a feed")
+    for feed in ("registry", "medical"):
+        st.levee("load", feed, os.path.join(sample, feed + ".csv"), timeout=300)
+    st.levee("wait-idle", "--timeout", "180", timeout=200)
+    funds = json.loads(st.levee("--json", "funds").stdout)
+    special = [f for f in funds if f["fund_id"] == "special"][0]
+    for svc in SERVICES:
+        port = st.port_base + 15 + PLACE[svc]
+        status, ctype, body = http(port, "/metrics")
+        CK.eq(status, 200, "%s: GET /metrics" % svc)
+        CK.ok(ctype.startswith("text/plain; version=0.0.4"), "%s: Prometheus content type" % svc, ctype)
+        try:
+            types, samples = parse_metrics(body)
+            CK.ok(True, "%s: every line of /metrics parses" % svc)
+        except ValueError as e:
+            CK.ok(False, "%s: every line of /metrics parses" % svc, str(e))
+            continue
+        check_histograms(types, samples, svc)
+        CK.ok((metric(samples, "levee_loop_turns_total", service=svc) or 0) > 0,
+              "%s: levee_loop_turns_total counts the loop" % svc)
+        CK.ok(metric(samples, "levee_relay_inflight", service=svc) is not None,
+              "%s: levee_relay_inflight present" % svc)
+        status, ctype, body = http(port, "/healthz")
+        CK.eq((status, json.loads(body).get("status")), (200, "ok"), "%s: GET /healthz" % svc)
+        CK.eq(http(port, "/nowhere")[0], 404, "%s: an unknown path is 404" % svc)
+        status, ctype, body = http(port, "/metrics", method="POST")
+        CK.eq((status, "error" in json.loads(body)), (405, True), "%s: POST is 405 with a JSON error" % svc)
+        if svc in ("matching", "dispatch"):
+            ok = sum(v for (n, t), v in samples.items()
+                     if n == "levee_messages_total" and 'outcome="ok"' in t)
+            CK.ok(ok > 0, "%s: levee_messages_total{outcome=ok} > 0 after the feeds" % svc, ok)
+            obs = sum(v for (n, t), v in samples.items() if n == "levee_handle_seconds_count")
+            CK.eq(obs >= ok, True, "%s: every handled message has a latency observation" % svc)
+        if svc == "ledger":
+            got = wait_for(lambda: metric(parse_metrics(http(port, "/metrics")[2])[1],
+                                          "levee_fund_balance_fen", account="fund:special"),
+                           timeout=30, what="the fund gauge")
+            CK.eq(int(got), int(special["balance_fen"]), "ledger: levee_fund_balance_fen = levee funds")
+
+
+def healthz(st, svc):
+    status, _, body = http(st.port_base + 15 + PLACE[svc], "/healthz")
+    return status, json.loads(body)
+
+
+def part3(st, sample):
+    log("part 3: a Postgres outage")
+    st.levee("stop", "postgres")
+    for svc in ("matching", "dispatch", "ledger"):
+        try:
+            got = wait_for(lambda: healthz(st, svc)[0] == 503 and healthz(st, svc), timeout=60,
+                           what="%s unhealthy" % svc)
+            CK.eq(got[1].get("postgres"), "down", "%s: /healthz 503 while Postgres is down" % svc)
+        except TimeoutError as e:
+            CK.ok(False, "%s: /healthz 503 while Postgres is down" % svc, str(e))
+    st.levee("start", "postgres")
+    for svc in SERVICES:
+        try:
+            wait_for(lambda: healthz(st, svc)[0] == 200, timeout=90, what="%s healthy" % svc)
+            CK.ok(True, "%s: /healthz 200 again once Postgres is back" % svc)
+        except TimeoutError as e:
+            CK.ok(False, "%s: /healthz 200 again once Postgres is back" % svc, str(e))
+    alive = st.status()
+    CK.ok(all("levee-%s" % s in alive for s in SERVICES), "every service survived the outage", alive)
+    # Work after the outage goes through: 500 more settlements of known people.
+    n0 = int(st.scalar("SELECT count(*) FROM medical_expense"))
+    with open(os.path.join(sample, "medical.csv"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    more = os.path.join(sample, "medical-more.csv")
+    with open(more, "w", encoding="utf-8") as f:
+        f.write("\n".join([lines[0]] + [l.replace("YB", "YC", 1) for l in lines[1:501]]) + "\n")
+    st.levee("load", "medical", more, timeout=300)
+    st.levee("wait-idle", "--timeout", "180", timeout=200)
+    n1 = int(st.scalar("SELECT count(*) FROM medical_expense"))
+    CK.eq(n1 - n0, 500, "a feed loaded after the outage is matched (%d → %d settlements)" % (n0, n1))
+
+
+def part4(st):
+    log("part 4: logs and a clean stop")
+    idnum = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+    for svc in SERVICES:
+        lines = [l for l in st.log(svc).splitlines() if l.strip()]
+        bad = []
+        for l in lines:
+            try:
+                if not isinstance(json.loads(l), dict):
+                    bad.append(l)
+            except ValueError:
+                bad.append(l)
+        CK.ok(lines and not bad, "%s: %d log lines, each one JSON object" % (svc, len(lines)), bad[:2])
+        CK.ok(not any(idnum.search(l) for l in lines), "%s: no unmasked ID number in the log" % svc,
+              [l for l in lines if idnum.search(l)][:2])
+    st.stop("notify")
+    last = [json.loads(l) for l in st.log("notify").splitlines() if l.strip()][-1]
+    CK.ok("stopping" in json.dumps(last, ensure_ascii=False), "notify: SIGTERM → its log ends with stopping",
+          last)
+    CK.ok(re.search(r"levee-notify\s+stopped", st.status()), "notify is gone", st.status())
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="levee-ops-") as tmp:
+        sample = os.path.join(tmp, "sample")
+        subprocess.run([os.path.join(ROOT, "scripts", "gen-sample"), "--households", "600", "--medical",
+                        "4000", "--seed", "11", "--out", sample], check=True, stdout=subprocess.DEVNULL)
+        with Stack(free_port_base()) as st:
+            log("stack up at port base %d" % st.port_base)
+
+            def body():
+                part1_2(st, sample)
+                part3(st, sample)
+                part4(st)
+            CK.run(body, st, tail=1500)
+    return CK.report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
