@@ -254,22 +254,6 @@ static const char *const SQL_REPORT =
     "FROM payout p WHERE p.county LIKE substr($1, 1, 6) || '%' "
     "GROUP BY 1, 2, 3, 4 ORDER BY 4, 3, 1, 2";
 
-static void csv_field(const char *s)
-{
-    bool quote = strpbrk(s, ",\"\r\n") != NULL;
-    if (!quote) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
-}
-
 /* Payouts by kind, household type (脱贫户 / 一般农户), county and month,
  * with the funds' balances; --csv writes UTF-8 with a BOM so Excel opens
  * the Chinese correctly. */
@@ -297,24 +281,11 @@ int cli_cmd_payout_report(cli_t *cli, const cli_args_t *a)
         return cli_pg_fail(cli, e);
     }
     if (cli_opt(a, "--csv")) {
-        fputs("\xEF\xBB\xBF类别 kind,户类型 household_type,县 county,月份 month,已发放笔数 paid,"
-              "已发放金额(元) paid_yuan,待发放笔数 pending,待发放金额(元) pending_yuan,"
-              "未发放笔数 unpaid\r\n",
-              stdout);
-        for (int r = 0; r < PQntuples(res); r++) {
-            for (int c = 0; c < 9; c++) {
-                if (c)
-                    putchar(',');
-                if (c == 5 || c == 7) {
-                    char y[32];
-                    lv_money_format(strtoll(PQgetvalue(res, r, c), NULL, 10), y, sizeof y);
-                    fputs(y, stdout);
-                } else {
-                    csv_field(PQgetvalue(res, r, c));
-                }
-            }
-            fputs("\r\n", stdout);
-        }
+        static const cli_col_t cols[] = {
+            {"county", "县", CLI_F_TEXT, 0},        {"month", "月份", CLI_F_TEXT, 0},
+            {"paid_count", "已发放笔数", CLI_F_TEXT, 0}, {"pending_count", "待发放笔数", CLI_F_TEXT, 0},
+            {"unpaid_count", "未发放笔数", CLI_F_TEXT, 0}, {NULL, NULL, 0, 0}};
+        cli_res_csv(stdout, res, cols);
     } else if (cli->json) {
         cli_json_out(json_pack("{s:o, s:o}", "payouts", cli_res_json(res), "funds",
                                cli_res_json(funds)));

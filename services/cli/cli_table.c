@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "lv_money.h"
 #include "lv_time.h"
 
 /* Type OIDs from pg_type.h (a server header, so not included). */
@@ -86,6 +88,15 @@ static const struct {
     {"what", "变更项"},
     {"old_value", "原值"},
     {"new_value", "新值"},
+    {"region_code", "行政区划代码"},
+    {"household_type", "户类型"},
+    {"head_name", "户主姓名"},
+    {"head_id_number", "户主身份证号"},
+    {"pci_fen", "人均纯收入(元)"},
+    {"pci_after_fen", "扣除刚性支出后人均纯收入(元)"},
+    {"identified_at", "识别日期"},
+    {"policy_version", "政策版本"},
+    {"phase", "监测阶段"},
 };
 
 /* Columns whose text is free-form and may quote an ID number or a phone. */
@@ -518,4 +529,60 @@ void cli_res_print(const PGresult *res, const cli_col_t *cols, int json)
         cli_json_out(cli_res_json(res));
     else
         cli_res_table(stdout, res, cols, 0);
+}
+
+void cli_csv_field(FILE *out, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, out);
+        return;
+    }
+    putc('"', out);
+    for (; *s; s++) {
+        if (*s == '"')
+            putc('"', out);
+        putc(*s, out);
+    }
+    putc('"', out);
+}
+
+void cli_res_csv(FILE *out, const PGresult *res, const cli_col_t *cols)
+{
+    int nc = PQnfields(res);
+    fputs("\xEF\xBB\xBF", out);
+    for (int c = 0; c < nc; c++) {
+        const char *name = PQfname(res, c);
+        const char *h = header_of(find_col(cols, name), name);
+        if (c)
+            putc(',', out);
+        char both[256];
+        snprintf(both, sizeof both, "%s%s%s", h, strcmp(h, name) ? " " : "",
+                 strcmp(h, name) ? name : "");
+        cli_csv_field(out, both);
+    }
+    fputs("\r\n", out);
+    for (int r = 0; r < PQntuples(res); r++) {
+        for (int c = 0; c < nc; c++) {
+            if (c)
+                putc(',', out);
+            if (PQgetisnull(res, r, c))
+                continue;
+            cli_fmt_t fmt = CLI_F_AUTO;
+            const cli_col_t *o = find_col(cols, PQfname(res, c));
+            if (o)
+                fmt = o->fmt;
+            if (fmt == CLI_F_AUTO)
+                fmt = auto_fmt(res, c);
+            if (fmt == CLI_F_YUAN) { /* plain digits: a number to a spreadsheet */
+                char y[32];
+                lv_money_format(strtoll(PQgetvalue(res, r, c), NULL, 10), y, sizeof y);
+                fputs(y, out);
+                continue;
+            }
+            char *t = cli_cell_text(res, r, c, fmt);
+            cli_csv_field(out, t ? t : "");
+            free(t);
+        }
+        fputs("\r\n", out);
+    }
 }

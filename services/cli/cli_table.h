@@ -50,6 +50,14 @@ void cli_res_print(const PGresult *res, const cli_col_t *cols, int json);
 /* The text form of one cell (masked, formatted) in a malloc'ed string. */
 char *cli_cell_text(const PGresult *res, int row, int col, cli_fmt_t fmt);
 
+/* One CSV field, quoted when it must be (RFC 4180). */
+void cli_csv_field(FILE *out, const char *s);
+
+/* The rows as CSV that Excel opens correctly in Chinese: UTF-8 with a BOM,
+ * CRLF, a header of the Chinese name and the column name, money in 元 as
+ * plain numbers, ID numbers and phones masked as in the table. */
+void cli_res_csv(FILE *out, const PGresult *res, const cli_col_t *cols);
+
 /* Prints a JSON document on stdout and frees it. */
 void cli_json_out(json_t *doc);
 

@@ -43,6 +43,8 @@ static const cli_opt_t o_inbox[] = {{"--limit", true}, {NULL, false}};
 static const cli_opt_t o_pay[] = {{"--all", false},  {"--region", true},  {"--actor", true},
                                   {"--role", true},  {"--note", true},    {"--channel", true},
                                   {NULL, false}};
+static const cli_opt_t o_export[] = {{"--region", true}, {"--status", true}, {"--out", true},
+                                     {NULL, false}};
 static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
 static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
@@ -74,6 +76,9 @@ static const cli_cmd_t s_cmds[] = {
     {"payouts", cli_cmd_payouts, 0, 0, o_payouts, "payouts [--household H] [--limit N]",
      "帮扶资金发放 (payouts)"},
     {"funds", cli_cmd_funds, 0, 0, o_none, "funds", "资金账户 (funds and balances)"},
+    {"export", cli_cmd_export, 0, 0, o_export,
+     "export [--region PREFIX] [--status monitoring|all|...] [--out FILE]",
+     "导出监测对象台账 CSV, Excel 可直接打开 (the monitoring ledger as CSV; --json for scripts)"},
     {"channels", cli_cmd_channels, 0, 0, o_none, "channels",
      "各支付渠道已付出金额 (what left through each payment channel)"},
     {"inbox", cli_cmd_inbox, 0, 1, o_inbox, "inbox [RECIPIENT] [--limit N]",

@@ -21,6 +21,9 @@
    payable account for its channel's account exactly once (一卡通 by
    default, 银行代发 when named); a payment without a channel is refused;
    reconcile detects a disbursement of a payout that was never posted.
+9. the monitoring ledger (台账) export: CSV that Excel opens (BOM, CRLF),
+   one row per monitored case with its paid amount in 元, ID numbers
+   masked; --json agrees; a bad --status is a usage error.
 
 Standard library only. Prints every check; exits 1 if any check failed.
 """
@@ -661,6 +664,38 @@ def part8(st):
         CK.ok([f for f in findings(doc) if victim in f], "a finding names %s" % victim, findings(doc))
 
 
+def part9(st, tmp):
+    log("part 9: the monitoring ledger export")
+    import csv
+    import io
+    import re
+    path = os.path.join(tmp, "taizhang.csv")
+    rc, out, err = run(st, "export", "--region", "620521", "--out", path)
+    CK.eq(rc, 0, "levee export --out writes the file")
+    with open(path, "rb") as f:
+        raw = f.read()
+    CK.ok(raw.startswith(b"\xef\xbb\xbf"), "UTF-8 with a BOM, so Excel reads the Chinese")
+    text = raw[3:].decode("utf-8")
+    CK.ok(text.endswith("\r\n") and "\n" not in text.replace("\r\n", ""), "CRLF line ends")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    head, body = rows[0], rows[1:]
+    CK.ok("户编号 household_id" in head and "已发放(元) paid_fen" in head and "户主身份证号 head_id_number" in head,
+          "the header names each column in Chinese and English", head)
+    want = {r[0]: int(r[1]) for r in st.psql(
+        "SELECT c.case_id, coalesce(sum(p.amount_fen) FILTER (WHERE p.status = 'posted'), 0) "
+        "FROM hcase c LEFT JOIN payout p USING (case_id) WHERE c.status = 'monitoring' GROUP BY 1")}
+    ci, pi = head.index("案件编号 case_id"), head.index("已发放(元) paid_fen")
+    got = {r[ci]: round(float(r[pi]) * 100) for r in body}
+    CK.eq(len(body), len(want), "one row per monitored case")
+    CK.eq(got, want, "each row's paid amount in 元 = its posted payouts")
+    idn = re.compile(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])")
+    CK.ok(not idn.search(text), "no unmasked ID number in the export")
+    doc = json.loads(st.levee("--json", "export", "--region", "620521").stdout)
+    CK.eq(sorted(r["case_id"] for r in doc), sorted(want), "--json lists the same cases")
+    rc, out, err = run(st, "export", "--status", "bogus")
+    CK.eq(rc, 2, "an unknown --status is a usage error (exit 2)")
+
+
 def snapshot_binaries(dest):
     """Copies the binaries into dest and points LEVEE_BIN there, so that a
     rebuild in the working tree while the test runs cannot pull a binary
@@ -697,6 +732,7 @@ def main():
                 part6(st)
                 part7(st)
                 part8(st)
+                part9(st, tmp)
             CK.run(body, st, services=("ledger", "dispatch"))
     return CK.report()
 
