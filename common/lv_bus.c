@@ -48,10 +48,46 @@ int lv_outbox_put(PGconn *pg, const char *producer, const char *dest, const char
 
 /* ---- consumer -------------------------------------------------------- */
 
+#define FAIL_SLOTS 64
+
 struct lv_consumer {
     char name[64];
     void *sock;
+    int max_attempts;
+    /* Messages whose handler failed while the database was fine, with how
+     * often: a message that keeps failing is dead-lettered instead of
+     * blocking its sender's ordered queue for ever. In memory: a restart
+     * gives each message its attempts again. */
+    struct {
+        char id[LV_MSG_ID_MAX + 1];
+        int n;
+    } fails[FAIL_SLOTS];
+    int next_slot;
 };
+
+void lv_consumer_set_max_attempts(lv_consumer_t *self, int n)
+{
+    self->max_attempts = n;
+}
+
+/* Counts one more failure of msg_id; returns the count so far. */
+static int count_failure(lv_consumer_t *self, const char *msg_id)
+{
+    for (int i = 0; i < FAIL_SLOTS; i++)
+        if (self->fails[i].n && !strcmp(self->fails[i].id, msg_id))
+            return ++self->fails[i].n;
+    int i = self->next_slot;
+    self->next_slot = (i + 1) % FAIL_SLOTS;
+    snprintf(self->fails[i].id, sizeof self->fails[i].id, "%s", msg_id);
+    return self->fails[i].n = 1;
+}
+
+static void forget_failures(lv_consumer_t *self, const char *msg_id)
+{
+    for (int i = 0; i < FAIL_SLOTS; i++)
+        if (self->fails[i].n && !strcmp(self->fails[i].id, msg_id))
+            self->fails[i].n = 0;
+}
 
 lv_consumer_t *lv_consumer_new(void *zctx, const char *name, const char *endpoint)
 {
@@ -231,6 +267,25 @@ static int step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ctx, ch
     } else if (e != 0) {
         lv_pg_rollback(pg);
         rc = LV_ETRANSIENT; /* no ack: the sender resends */
+        /* The database answers, yet the handler fails: count it, and after
+         * max_attempts dead-letter the message with its reason. */
+        if (self->max_attempts > 0 && PQstatus(pg) == CONNECTION_OK &&
+            count_failure(self, msg_id) >= self->max_attempts) {
+            char why[sizeof reply.error + 64];
+            snprintf(why, sizeof why, "处理失败 %d 次 (failed %d times): %s", self->max_attempts,
+                     self->max_attempts, reply.error[0] ? reply.error : lv_strerror(e));
+            if (lv_pg_begin(pg) == 0 && consumed_insert(pg, self->name, msg_id) >= 0 &&
+                dead_letter(pg, self->name, &m, why) == 0 && lv_pg_commit(pg) == 0) {
+                lv_warn("%s: dead-lettered %s (%s): %s", self->name, msg_id, type, why);
+                forget_failures(self, msg_id);
+                snprintf(reply.error, sizeof reply.error, "%.*s", (int)sizeof reply.error - 1, why);
+                ack(self, &frames[0], msg_id, "dead", &reply);
+                *outcome = "dead";
+                rc = 1;
+            } else {
+                lv_pg_rollback(pg);
+            }
+        }
         goto out;
     } else if (reply.error[0]) {
         status = "refused"; /* refused, with a record of the refusal kept */
@@ -241,6 +296,7 @@ static int step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ctx, ch
     }
     ack(self, &frames[0], msg_id, status, &reply);
     *outcome = status;
+    forget_failures(self, msg_id);
     rc = 1;
 out:
     for (int i = 0; i < n; i++)
@@ -584,6 +640,16 @@ int lv_bus_call(void *zctx, const char *endpoint, const char *msg_id, const char
     if (!buf)
         return LV_ENOMEM;
     protobuf_c_message_pack(msg, buf);
+    int rc = lv_bus_call_raw(zctx, endpoint, msg_id, type, buf, len, timeout_ms, status, reply);
+    free(buf);
+    return rc;
+}
+
+int lv_bus_call_raw(void *zctx, const char *endpoint, const char *msg_id, const char *type,
+                    const uint8_t *buf, size_t len, int timeout_ms, char status[16],
+                    Levee__Reply **reply)
+{
+    *reply = NULL;
     void *s = zmq_socket(zctx, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
@@ -625,6 +691,5 @@ int lv_bus_call(void *zctx, const char *endpoint, const char *msg_id, const char
     }
 done:
     zmq_close(s);
-    free(buf);
     return rc;
 }

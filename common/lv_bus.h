@@ -55,6 +55,9 @@ typedef struct lv_consumer lv_consumer_t;
 lv_consumer_t *lv_consumer_new(void *zctx, const char *name, const char *endpoint);
 void lv_consumer_destroy(lv_consumer_t **self_p);
 void *lv_consumer_socket(lv_consumer_t *self);
+/* A message whose handler fails n times while the database answers is
+ * dead-lettered with its reason (0: retry for ever). */
+void lv_consumer_set_max_attempts(lv_consumer_t *self, int n);
 /* Receives and handles at most one message (non-blocking). Returns 1 when one
  * was handled, 0 when none was waiting, or a negative error. */
 int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ctx);
@@ -78,5 +81,9 @@ int lv_relay_inflight(const lv_relay_t *self);
  * levee__reply__free_unpacked), or LV_ETRANSIENT on timeout. */
 int lv_bus_call(void *zctx, const char *endpoint, const char *msg_id, const char *type,
                 const ProtobufCMessage *msg, int timeout_ms, char status[16], Levee__Reply **reply);
+/* The same with a body already packed (e.g. a dead letter's payload). */
+int lv_bus_call_raw(void *zctx, const char *endpoint, const char *msg_id, const char *type,
+                    const uint8_t *body, size_t len, int timeout_ms, char status[16],
+                    Levee__Reply **reply);
 
 #endif

@@ -85,6 +85,9 @@ int lv_cfg_load(lv_cfg_t *cfg)
     if (env_long("LEVEE_METRICS_PORT", 0, 0, 65535, &v))
         return LV_EINVAL;
     cfg->metrics_port = (int)v;
+    if (env_long("LEVEE_MAX_ATTEMPTS", 10, 0, 1000000, &v))
+        return LV_EINVAL;
+    cfg->max_attempts = (int)v;
     if (env_long("LEVEE_HEALTH_STALE_MS", 10000, 100, 3600000, &v))
         return LV_EINVAL;
     cfg->health_stale_ms = (int)v;

@@ -24,6 +24,7 @@ typedef struct {
     long long max_file_bytes; /* LEVEE_MAX_FILE_BYTES */
     int dedup_ttl_s;        /* LEVEE_DEDUP_TTL_S */
     int metrics_port;       /* LEVEE_METRICS_PORT: 0 = port_base + 15 + the service's place */
+    int max_attempts;       /* LEVEE_MAX_ATTEMPTS: dead-letter a message failing this often */
     int health_stale_ms;    /* LEVEE_HEALTH_STALE_MS: /healthz fails when the loop is this late */
 } lv_cfg_t;
 

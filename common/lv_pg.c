@@ -10,14 +10,29 @@
 #include "lv_log.h"
 #include "lv_time.h"
 
+/* Server notices go to the structured log, never raw to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    size_t n = strlen(message);
+    lv_warn("postgres: %.*s", (int)(n && message[n - 1] == '\n' ? n - 1 : n), message);
+}
+
+/* Per-session settings, again after every reconnect. */
+static void session_setup(PGconn *pg)
+{
+    PQsetNoticeProcessor(pg, on_notice, NULL);
+    PGresult *r = PQexec(pg, "SET client_min_messages = warning");
+    PQclear(r);
+}
+
 PGconn *lv_pg_connect(const char *conninfo, int wait_ms)
 {
     int64_t until = lv_mono_ms() + wait_ms;
     for (;;) {
         PGconn *pg = PQconnectdb(conninfo);
         if (PQstatus(pg) == CONNECTION_OK) {
-            PGresult *r = PQexec(pg, "SET client_min_messages = warning");
-            PQclear(r);
+            session_setup(pg);
             return pg;
         }
         if (lv_mono_ms() >= until) {
@@ -37,6 +52,7 @@ int lv_pg_ensure(PGconn *pg)
         return 0;
     PQreset(pg);
     if (PQstatus(pg) == CONNECTION_OK) {
+        session_setup(pg);
         lv_warn("postgres connection re-established");
         return 0;
     }

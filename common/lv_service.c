@@ -117,6 +117,7 @@ lv_service_t *lv_service_new(const lv_service_opts_t *opts)
         self->consumer = lv_consumer_new(self->zctx, opts->name, opts->bind_endpoint);
         if (!self->consumer)
             goto fail;
+        lv_consumer_set_max_attempts(self->consumer, self->cfg.max_attempts);
     }
     self->relay = lv_relay_new(self->zctx, opts->name, self->cfg.credit, self->cfg.resend_ms);
     if (!self->relay)

@@ -126,6 +126,8 @@ int cli_cmd_payouts(cli_t *cli, const cli_args_t *a);
 int cli_cmd_funds(cli_t *cli, const cli_args_t *a);
 int cli_cmd_channels(cli_t *cli, const cli_args_t *a);
 int cli_cmd_export(cli_t *cli, const cli_args_t *a);
+int cli_cmd_dead_letters(cli_t *cli, const cli_args_t *a);
+int cli_cmd_replay(cli_t *cli, const cli_args_t *a);
 int cli_cmd_inbox(cli_t *cli, const cli_args_t *a);
 int cli_cmd_household(cli_t *cli, const cli_args_t *a);
 int cli_cmd_summary(cli_t *cli, const cli_args_t *a);

@@ -45,6 +45,7 @@ static const cli_opt_t o_pay[] = {{"--all", false},  {"--region", true},  {"--ac
                                   {NULL, false}};
 static const cli_opt_t o_export[] = {{"--region", true}, {"--status", true}, {"--out", true},
                                      {NULL, false}};
+static const cli_opt_t o_consumer[] = {{"--consumer", true}, {NULL, false}};
 static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
 static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
@@ -76,6 +77,10 @@ static const cli_cmd_t s_cmds[] = {
     {"payouts", cli_cmd_payouts, 0, 0, o_payouts, "payouts [--household H] [--limit N]",
      "帮扶资金发放 (payouts)"},
     {"funds", cli_cmd_funds, 0, 0, o_none, "funds", "资金账户 (funds and balances)"},
+    {"dead-letters", cli_cmd_dead_letters, 0, 0, o_consumer, "dead-letters [--consumer SVC]",
+     "死信: 无法处理的消息及原因 (messages a service could not handle, with the reason)"},
+    {"replay", cli_cmd_replay, 1, 1, o_none, "replay DEAD_LETTER_ID",
+     "原因排除后重发一封死信 (send a dead letter again once its cause is fixed)"},
     {"export", cli_cmd_export, 0, 0, o_export,
      "export [--region PREFIX] [--status monitoring|all|...] [--out FILE]",
      "导出监测对象台账 CSV, Excel 可直接打开 (the monitoring ledger as CSV; --json for scripts)"},

@@ -14,6 +14,12 @@
    work sent during the outage is done afterwards.
 4. Logs are one JSON object per line with no unmasked ID number; SIGTERM
    stops a service cleanly (its log ends with "stopping").
+5. A message that keeps failing while the database answers (a trigger
+   raises a resource error for one household) is dead-lettered after
+   LEVEE_MAX_ATTEMPTS tries with its reason, instead of blocking the queue:
+   later alerts go through; `levee dead-letters` lists it; once the cause
+   is removed, `levee replay` sends it again and the case opens; a second
+   replay changes nothing.
 
 Standard library only. Prints every check; exits 1 if any check failed.
 """
@@ -203,17 +209,78 @@ def part4(st):
     CK.ok(re.search(r"levee-notify\s+stopped", st.status()), "notify is gone", st.status())
 
 
+def big_bill(st, tmp, tag, households):
+    """A medical file with one 100,000 元 self-paid bill per household."""
+    path = os.path.join(tmp, "bill-%s.csv" % tag)
+    rows = ["record_id,id_number,name,settle_date,total_cost,compliant_cost,reimbursed,self_paid"]
+    for i, hid in enumerate(households):
+        idn, name = st.psql("SELECT id_number, name FROM person WHERE household_id = :'h' "
+                            "ORDER BY id_number LIMIT 1", {"h": hid})[0]
+        rows.append("%s%04d,%s,%s,2026-10-30,120000.00,110000.00,10000.00,100000.00" % (tag, i, idn, name))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(rows) + "\n")
+    return path
+
+
+def has_case(st, hid):
+    return st.scalar("SELECT count(*) FROM hcase WHERE household_id = :'h'", {"h": hid}) != "0"
+
+
+def part5(st, tmp):
+    log("part 5: a message that keeps failing is dead-lettered, then replayed")
+    x, y = [r[0] for r in st.psql(
+        "SELECT household_id FROM household h WHERE NOT EXISTS (SELECT 1 FROM hcase c "
+        "WHERE c.household_id = h.household_id) ORDER BY household_id LIMIT 2")]
+    st.psql("CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.household_id = '%s' THEN RAISE EXCEPTION 'test: disk full' "
+            "USING ERRCODE = '53100'; END IF; RETURN NEW; END $$; "
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON timeline FOR EACH ROW "
+            "EXECUTE FUNCTION test_refuse()" % x)
+    st.levee("load", "medical", big_bill(st, tmp, "XB", [x]), timeout=120)
+    try:
+        row = wait_for(lambda: st.psql("SELECT id, consumer, reason FROM dead_letter "
+                                       "WHERE consumer = 'dispatch'"), timeout=120,
+                       what="the dead letter")[0]
+        CK.ok("3" in row[2] and "failed" in row[2], "dispatch dead-lettered it after 3 tries, with the reason",
+              row)
+    except TimeoutError as e:
+        CK.ok(False, "dispatch dead-lettered it after 3 tries, with the reason", str(e))
+        return
+    CK.ok(not has_case(st, x), "no case for %s while its alert is dead" % x)
+    st.levee("load", "medical", big_bill(st, tmp, "YB9", [y]), timeout=120)
+    try:
+        wait_for(lambda: has_case(st, y), timeout=120, what="a case for %s" % y)
+        CK.ok(True, "a later alert (household %s) goes through: the queue is not blocked" % y)
+    except TimeoutError as e:
+        CK.ok(False, "a later alert goes through: the queue is not blocked", str(e))
+    listed = json.loads(st.levee("--json", "dead-letters", "--consumer", "dispatch").stdout)
+    CK.eq([str(r["id"]) for r in listed], [row[0]], "levee dead-letters lists it")
+    st.psql("DROP TRIGGER test_refuse ON timeline")
+    cp = st.levee("--json", "replay", row[0], check=False)
+    CK.eq((cp.returncode, json.loads(cp.stdout or "{}").get("status")), (0, "ok"),
+          "levee replay %s once the cause is gone" % row[0])
+    CK.ok(has_case(st, x), "and the case for %s opens" % x)
+    cp = st.levee("--json", "replay", row[0], check=False)
+    CK.eq((cp.returncode, json.loads(cp.stdout or "{}").get("status")), (0, "dup"),
+          "a second replay is a no-op")
+    CK.eq(st.scalar("SELECT count(*) FROM hcase WHERE household_id = :'h'", {"h": x}), "1",
+          "one case, not two")
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="levee-ops-") as tmp:
         sample = os.path.join(tmp, "sample")
         subprocess.run([os.path.join(ROOT, "scripts", "gen-sample"), "--households", "600", "--medical",
                         "4000", "--seed", "11", "--out", sample], check=True, stdout=subprocess.DEVNULL)
+        os.environ["LEVEE_MAX_ATTEMPTS"] = "3"
+        os.environ["LEVEE_RESEND_MS"] = "500"
         with Stack(free_port_base()) as st:
             log("stack up at port base %d" % st.port_base)
 
             def body():
                 part1_2(st, sample)
                 part3(st, sample)
+                part5(st, tmp)
                 part4(st)
             CK.run(body, st, tail=1500)
     return CK.report()
