@@ -178,7 +178,13 @@ static int channel_add(cli_t *cli, const cli_args_t *a)
 
 static int channel_list(cli_t *cli)
 {
-    static const cli_col_t cols[] = {{"url", NULL, CLI_F_AUTO, 50}, {NULL, NULL, 0, 0}};
+    static const cli_col_t cols[] = {
+        {"channel_id", "渠道", CLI_F_AUTO, 0},      {"url", "地址", CLI_F_AUTO, 50},
+        {"sender", "发件人", CLI_F_AUTO, 0},        {"username", "登录名", CLI_F_AUTO, 0},
+        {"secret_ref", "密钥来源", CLI_F_AUTO, 0},  {"rate_per_s", "每秒上限", CLI_F_AUTO, 0},
+        {"subscriptions", "订阅数", CLI_F_AUTO, 0}, {"pending", "待发送", CLI_F_AUTO, 0},
+        {"dead", "死信", CLI_F_AUTO, 0},            {NULL, NULL, 0, 0},
+    };
     return cli_list(cli,
                     "SELECT c.channel_id, c.kind, c.url, c.sender, c.username, c.secret_ref, "
                     "c.rate_per_s, "
@@ -324,7 +330,10 @@ int cli_cmd_unsubscribe(cli_t *cli, const cli_args_t *a)
 
 int cli_cmd_subscriptions(cli_t *cli, const cli_args_t *a)
 {
-    static const cli_col_t cols[] = {{"created_ms", "订阅时间", CLI_F_DATE, 0}, {NULL, NULL, 0, 0}};
+    static const cli_col_t cols[] = {
+        {"channel_id", "渠道", CLI_F_AUTO, 0}, {"address", "地址", CLI_F_AUTO, 0},
+        {"created_ms", "订阅时间", CLI_F_DATE, 0}, {NULL, NULL, 0, 0},
+    };
     const char *p[1] = {a->npos > 0 ? a->pos[0] : NULL};
     return cli_list(cli,
                     "SELECT s.recipient, s.channel_id, c.kind, " SQL_MASKED_ADDRESS " AS address, "
@@ -345,7 +354,10 @@ int cli_cmd_deliveries(cli_t *cli, const cli_args_t *a)
         return cli_fail(cli, CLI_EXIT_USAGE, "--status 须为 pending、sent 或 dead: %s", status);
     static const cli_col_t cols[] = {
         {"delivery_id", NULL, CLI_F_HIDE, 0},
-        {"event_id", NULL, CLI_F_AUTO, 30},
+        {"event_id", "事件", CLI_F_AUTO, 30},
+        {"channel_id", "渠道", CLI_F_AUTO, 0},
+        {"address", "地址", CLI_F_AUTO, 0},
+        {"attempts", "尝试次数", CLI_F_AUTO, 0},
         {"next_attempt_ms", "下次尝试", CLI_F_DATETIME, 0},
         {"created_ms", "生成时间", CLI_F_DATETIME, 0},
         {"sent_ms", "发送时间", CLI_F_DATETIME, 0},

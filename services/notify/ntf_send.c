@@ -580,7 +580,9 @@ static int save_results(ntf_sender_t *self, PGconn *pg)
 /* ---- scan: claim due rows and start them ---------------------------------- */
 
 /* Per open channel at most its budget of due rows, oldest first, and at
- * most $5 in all; each claimed row counts its attempt and is leased. */
+ * most $5 in all; each claimed row counts its attempt and is leased. A row
+ * that already had its $6 attempts (the sender stopped during the last one,
+ * or the config lowered the maximum) is dead-lettered instead. */
 static const char *const SQL_CLAIM =
     "WITH b AS (SELECT * FROM unnest($2::text[], $3::int[]) AS b(channel_id, budget)), "
     "c AS (SELECT x.delivery_id FROM b CROSS JOIN LATERAL ("
@@ -589,11 +591,17 @@ static const char *const SQL_CLAIM =
     "  AND d.next_attempt_ms <= $1::bigint "
     "  ORDER BY d.next_attempt_ms, d.delivery_id LIMIT b.budget FOR UPDATE SKIP LOCKED) x "
     "  ORDER BY x.next_attempt_ms, x.delivery_id LIMIT $5::int) "
-    "UPDATE notify_delivery d SET attempts = d.attempts + 1, last_attempt_ms = $1::bigint, "
-    "next_attempt_ms = $1::bigint + $4::bigint FROM c WHERE d.delivery_id = c.delivery_id "
+    "UPDATE notify_delivery d SET "
+    "status = CASE WHEN d.attempts >= $6::int THEN 'dead' ELSE 'pending' END, "
+    "last_error = CASE WHEN d.attempts >= $6::int THEN '已尝试 ' || d.attempts || "
+    "' 次, 最后一次没有结果 (gave up after ' || d.attempts || ' attempts, the last one unanswered)' "
+    "|| coalesce(': ' || d.last_error, '') ELSE d.last_error END, "
+    "attempts = d.attempts + (d.attempts < $6::int)::int, "
+    "last_attempt_ms = $1::bigint, next_attempt_ms = $1::bigint + $4::bigint "
+    "FROM c WHERE d.delivery_id = c.delivery_id "
     "RETURNING d.delivery_id, d.channel_id, d.event_id, d.kind, d.recipient, "
     "coalesce(d.household_id, ''), coalesce(d.case_id, ''), d.address, d.subject, d.body, "
-    "d.created_ms, d.attempts";
+    "d.created_ms, d.attempts, d.status, d.last_error";
 
 /* The open channels (their rate leaves room this second) with their
  * budgets; for the full ones, when the first of them opens again. */
@@ -633,13 +641,14 @@ static int free_room(const ntf_sender_t *self, const ntf_delivery_cfg_t *cfg)
 static int claim(ntf_sender_t *self, PGconn *pg, const ntf_delivery_cfg_t *cfg, int64_t now,
                  int room, const lv_buf_t *ids, const lv_buf_t *amounts)
 {
-    char snow[24], lease[24], lim[16];
+    char snow[24], lease[24], lim[16], max[16];
     snprintf(snow, sizeof snow, "%lld", (long long)now);
     snprintf(lease, sizeof lease, "%lld", (long long)cfg->timeout_ms + LEASE_EXTRA_MS);
     snprintf(lim, sizeof lim, "%d", room);
-    const char *p[5] = {snow, ids->s, amounts->s, lease, lim};
+    snprintf(max, sizeof max, "%d", cfg->max_attempts);
+    const char *p[6] = {snow, ids->s, amounts->s, lease, lim, max};
     PGresult *res;
-    int e = lv_pg_query(pg, &res, SQL_CLAIM, 5, p);
+    int e = lv_pg_query(pg, &res, SQL_CLAIM, 6, p);
     if (e)
         return e;
     int n = PQntuples(res);
@@ -649,6 +658,13 @@ static int claim(ntf_sender_t *self, PGconn *pg, const ntf_delivery_cfg_t *cfg, 
                    PQgetvalue(res, i, 6), PQgetvalue(res, i, 7), PQgetvalue(res, i, 8),
                    PQgetvalue(res, i, 9), PQgetvalue(res, i, 10),
                    (int)strtol(PQgetvalue(res, i, 11), NULL, 10)};
+        if (!strcmp(PQgetvalue(res, i, 12), "dead")) {
+            char why[ERROR_MAX + 1];
+            snprintf(why, sizeof why, "%s", PQgetvalue(res, i, 13));
+            lv_mask_text(why);
+            lv_warn("delivery %s via %s dead-lettered: %s", r.id, r.channel, why);
+            continue;
+        }
         channel_t *c = channel_find(self, r.channel);
         if (c)
             start(self, cfg, c, &r);

@@ -441,6 +441,23 @@ class T:
                  "a permanently failing endpoint: dead after %d attempts" % MAX_ATTEMPTS, dead)
         CK.check(dead and all("HTTP 500" in r[6] and "gave up after %d attempts" % MAX_ATTEMPTS in r[6] for r in dead),
                  "... with the last error as reason", [r[6] for r in dead])
+        # A row whose last allowed attempt never got an answer (the sender was
+        # killed during it) is dead-lettered, not tried once more.
+        self.st.psql("INSERT INTO notify_delivery (delivery_id, event_id, recipient, channel_id, county, kind, "
+                     "address, subject, body, status, attempts, next_attempt_ms, last_error, created_ms) VALUES "
+                     "('d-exhausted', 'ev-exhausted', :'t', 'sms', :'c', 'case_opened', '13900000001', '', 'x', "
+                     "'pending', :'n', 0, 'HTTP 500: gateway down', 0)",
+                     {"t": "town:" + TOWN, "c": COUNTY, "n": str(MAX_ATTEMPTS)})
+        try:
+            self.st.wait_for(lambda: self.st.scalar("SELECT status FROM notify_delivery "
+                                                    "WHERE delivery_id = 'd-exhausted'") == "dead", timeout=20)
+        except TimeoutError:
+            pass
+        ex = self.deliveries("delivery_id = 'd-exhausted'")
+        with self.hooks.mu:
+            tried = "d-exhausted" in self.hooks.tries
+        CK.check(ex and ex[0][3] == "dead" and "the last one unanswered" in ex[0][6] and ex[0][4] == str(MAX_ATTEMPTS)
+                 and not tried, "attempts used up by a crash: dead-lettered, not sent again", ex)
         listed = self.j("deliveries", "--status", "dead")
         CK.check(any(d["channel_id"] == "down" and "HTTP 500" in (d["reason"] or "") for d in listed)
                  and all(d["status"] == "dead" for d in listed),
