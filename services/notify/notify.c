@@ -82,8 +82,8 @@ static void delivery_id(const char *event_id, const char *recipient, const char 
     sodium_bin2hex(out + 2, ID_LEN - 2, h, sizeof h);
 }
 
-static int render(const ntf_config_t *cfg, const facts_t *f, const recipient_t *r,
-                  const char *channel, const char *part, char out[MAX_MSG + 1])
+static void render(const ntf_config_t *cfg, const facts_t *f, const recipient_t *r,
+                   const char *channel, const char *part, char out[MAX_MSG + 1])
 {
     const Levee__Event *ev = f->ev;
     const ntf_var_t vars[] = {
@@ -102,14 +102,13 @@ static int render(const ntf_config_t *cfg, const facts_t *f, const recipient_t *
     }
     /* Whatever the template pulled in, no ID number or phone leaves unmasked. */
     lv_mask_text(out);
-    return 0;
 }
 
-static int add_recipient(const ntf_config_t *cfg, recipient_t *rs, int *n, ntf_role_t role,
-                         const char *code)
+static void add_recipient(const ntf_config_t *cfg, recipient_t *rs, int *n, ntf_role_t role,
+                          const char *code)
 {
     if (*n >= MAX_RECIPIENTS)
-        return 0;
+        return;
     recipient_t *r = &rs[*n];
     r->role = role;
     snprintf(r->id, sizeof r->id, "%s:%s", ntf_role_name(role), code);
@@ -120,9 +119,8 @@ static int add_recipient(const ntf_config_t *cfg, recipient_t *rs, int *n, ntf_r
     lv_mask_text(r->name);
     for (int i = 0; i < *n; i++)
         if (!strcmp(rs[i].id, r->id))
-            return 0; /* a school named twice */
+            return; /* a school named twice */
     (*n)++;
-    return 0;
 }
 
 /* The household's schools, from education_record when that table exists
@@ -138,10 +136,9 @@ static int add_schools(PGconn *pg, const ntf_config_t *cfg, const char *househol
     if (e || strcmp(exists, "t") != 0)
         return e;
     PGresult *res;
-    const char *p[1] = {household_id};
     char lim[8];
     snprintf(lim, sizeof lim, "%d", MAX_SCHOOLS);
-    const char *q[2] = {p[0], lim};
+    const char *q[2] = {household_id, lim};
     e = lv_pg_query(pg, &res,
                     "SELECT DISTINCT school FROM education_record WHERE household_id = $1 "
                     "AND coalesce(btrim(school), '') <> '' ORDER BY school LIMIT $2::int",

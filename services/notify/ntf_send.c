@@ -271,11 +271,10 @@ static int rate_room(const channel_t *c, int rate, int64_t mono, int64_t *free_a
     int64_t oldest = INT64_MAX;
     for (int i = 0; i < c->nstarts; i++) {
         int64_t t = c->starts[(c->head - 1 - i + MAX_RATE) % MAX_RATE];
-        if (mono - t < 1000) {
-            recent++;
-            if (t < oldest)
-                oldest = t;
-        }
+        if (mono - t >= 1000)
+            break; /* the ring runs newest first: the rest are older still */
+        recent++;
+        oldest = t;
     }
     if (recent >= rate && oldest != INT64_MAX && oldest + 1000 < *free_at)
         *free_at = oldest + 1000;
