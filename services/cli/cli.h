@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli_table.h"
 #include "lv_cfg.h"
 
 /* Exit codes, part of the command line's contract. */
@@ -102,6 +103,11 @@ struct Levee__Command;
  * dead) as text or JSON; returns the exit code. */
 int cli_send_command(cli_t *cli, const char *endpoint, const char *service,
                      struct Levee__Command *cmd);
+struct ProtobufCMessage;
+/* The same for any message: msg_id is its idempotency key, reported under
+ * id_key in JSON. */
+int cli_send_message(cli_t *cli, const char *endpoint, const char *service, const char *msg_id,
+                     const char *type, const struct ProtobufCMessage *msg, const char *id_key);
 /* "cli:" and 16 random hex characters: a command's idempotency key. */
 int cli_new_cmd_id(char out[21]);
 /* $USER, or "cli". */
@@ -139,5 +145,19 @@ int cli_cmd_relief(cli_t *cli, const cli_args_t *a);
 int cli_cmd_reconcile(cli_t *cli, const cli_args_t *a);
 int cli_cmd_medcalc(cli_t *cli, const cli_args_t *a);
 int cli_cmd_payout_report(cli_t *cli, const cli_args_t *a);
+
+/* Notification channels (cli_notify.c). */
+int cli_cmd_channel(cli_t *cli, const cli_args_t *a);
+int cli_cmd_subscribe(cli_t *cli, const cli_args_t *a);
+int cli_cmd_unsubscribe(cli_t *cli, const cli_args_t *a);
+int cli_cmd_subscriptions(cli_t *cli, const cli_args_t *a);
+int cli_cmd_deliveries(cli_t *cli, const cli_args_t *a);
+int cli_cmd_notify_test(cli_t *cli, const cli_args_t *a);
+
+/* List helpers of the views (cli_views.c): --limit as text, and a query
+ * printed as a table or JSON. */
+int cli_parse_limit(cli_t *cli, const cli_args_t *a, char out[24]);
+int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
+             const char *limit);
 
 #endif

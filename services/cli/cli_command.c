@@ -76,13 +76,18 @@ static int send_command(cli_t *cli, Levee__Command *cmd)
 
 int cli_send_command(cli_t *cli, const char *endpoint, const char *service, Levee__Command *cmd)
 {
+    return cli_send_message(cli, endpoint, service, cmd->cmd_id, "cmd", &cmd->base, "cmd_id");
+}
+
+int cli_send_message(cli_t *cli, const char *endpoint, const char *service, const char *msg_id,
+                     const char *type, const struct ProtobufCMessage *msg, const char *id_key)
+{
     void *z = zmq_ctx_new();
     if (!z)
         return cli_fail(cli, CLI_EXIT_FAIL, "zmq_ctx_new failed");
     char status[16] = "";
     Levee__Reply *reply = NULL;
-    int e = lv_bus_call(z, endpoint, cmd->cmd_id, "cmd", &cmd->base, CALL_TIMEOUT_MS, status,
-                        &reply);
+    int e = lv_bus_call(z, endpoint, msg_id, type, msg, CALL_TIMEOUT_MS, status, &reply);
     zmq_ctx_term(z);
     if (e == LV_ENOMEM)
         return cli_fail(cli, CLI_EXIT_FAIL, "内存不足 (out of memory)");
@@ -95,7 +100,7 @@ int cli_send_command(cli_t *cli, const char *endpoint, const char *service, Leve
     int rc = ok ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     if (cli->json) {
         json_t *o = json_object();
-        json_object_set_new(o, "cmd_id", json_string(cmd->cmd_id));
+        json_object_set_new(o, id_key, json_string(msg_id));
         json_object_set_new(o, "status", json_string(status));
         json_object_set_new(o, "ok", json_boolean(ok));
         json_object_set_new(o, "detail", json_string(detail));

@@ -182,6 +182,17 @@ int cli_cmd_inbox(cli_t *cli, const cli_args_t *a)
                 2, p, cols, limit);
 }
 
+int cli_parse_limit(cli_t *cli, const cli_args_t *a, char out[24])
+{
+    return parse_limit(cli, a, out);
+}
+
+int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
+             const char *limit)
+{
+    return list(cli, sql, n, p, cols, limit);
+}
+
 /* ---- household ---------------------------------------------------------- */
 
 typedef struct {

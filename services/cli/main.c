@@ -50,6 +50,16 @@ static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
 static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
                                     {"--date", true}, {NULL, false}};
+static const cli_opt_t o_channel[] = {{"--secret-env", true}, {"--secret-file", true},
+                                      {"--from", true},       {"--user", true},
+                                      {"--rate", true},       {NULL, false}};
+static const cli_opt_t o_deliveries[] = {{"--status", true}, {"--recipient", true},
+                                         {"--event", true},  {"--limit", true},
+                                         {NULL, false}};
+static const cli_opt_t o_notify_test[] = {
+    {"--household", true}, {"--case", true},     {"--title", true},  {"--body", true},
+    {"--assignee", true},  {"--grade", true},    {"--event-id", true}, {"--msg-id", true},
+    {NULL, false}};
 
 static const cli_cmd_t s_cmds[] = {
     {"load", cli_cmd_load, 2, 2, o_load, "load SOURCE FILE [--no-wait] [--timeout S]",
@@ -107,6 +117,25 @@ static const cli_cmd_t s_cmds[] = {
     {"reconcile", cli_cmd_reconcile, 0, 0, o_none, "reconcile",
      "对账 (prove the books: balanced, every account equals its transfers, no overdraft, "
      "payouts match cases and caps)"},
+    {"channel", cli_cmd_channel, 1, 4, o_channel,
+     "channel add NAME webhook|email URL [--secret-env VAR | --secret-file PATH] [--from ADDR] "
+     "[--user NAME] [--rate N] | channel list | channel remove NAME",
+     "通知渠道: webhook (短信网关等, HMAC 签名) 或 email (SMTP); 密钥只从环境变量或文件读取 "
+     "(notification channels; secrets come from the environment or a file)"},
+    {"subscribe", cli_cmd_subscribe, 3, 3, o_none, "subscribe RECIPIENT CHANNEL ADDRESS",
+     "订阅: 收件人 (town:乡镇码, village:村码, county:县码, investigator:ID, school:校名, "
+     "household:户编号, 或前缀* ) 经渠道收通知; ADDRESS 为电话、邮箱或 @phone (户主电话)"},
+    {"unsubscribe", cli_cmd_unsubscribe, 2, 2, o_none, "unsubscribe RECIPIENT CHANNEL",
+     "取消订阅 (remove a subscription)"},
+    {"subscriptions", cli_cmd_subscriptions, 0, 1, o_none, "subscriptions [RECIPIENT]",
+     "订阅列表 (subscriptions)"},
+    {"deliveries", cli_cmd_deliveries, 0, 0, o_deliveries,
+     "deliveries [--status pending|sent|dead] [--recipient R] [--event ID] [--limit N]",
+     "通知投递及失败原因 (deliveries by webhook and e-mail, with attempts and reasons)"},
+    {"notify-test", cli_cmd_notify_test, 2, 2, o_notify_test,
+     "notify-test KIND REGION_CODE [--household H] [--case C] [--title T] [--body B] "
+     "[--assignee A] [--grade G] [--event-id ID] [--msg-id ID]",
+     "向 levee-notify 发送测试事件 (send a test event to levee-notify: try routes and channels)"},
 };
 #define NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 
@@ -121,7 +150,7 @@ static void usage(FILE *out)
           "  --help   本说明 (this text); COMMAND --help for one command\n\n"
           "退出码 exit codes: 0 成功 ok; 1 失败或被拒绝 failed or refused; 2 用法错误 bad usage;\n"
           "  3 无法连接 Postgres/dispatch 或超时 (unreachable or timed out)\n"
-          "环境变量 environment: LEVEE_PG, LEVEE_PORT_BASE, LEVEE_EP_DISPATCH\n",
+          "环境变量 environment: LEVEE_PG, LEVEE_PORT_BASE, LEVEE_EP_DISPATCH, LEVEE_EP_NOTIFY\n",
           out);
 }
 

@@ -617,11 +617,13 @@ class Pipeline:
         # Inbox.
         for hid in self.approved:
             region = m.cases[hid]["region"]
-            for who in ("town:" + region[:9], "village:" + region):
+            # A payout is news for the town and the household, not the village (config/notify.json).
+            for who, want in (("town:" + region[:9], ["case_approved", "case_opened", "payout_posted"]),
+                              ("village:" + region, ["case_approved", "case_opened"])):
                 kinds = sorted({x["kind"] for x in self.inbox(who) if hid in x["title"]})
-                CK.eq(kinds, ["case_approved", "case_opened", "payout_posted"], "%s hears of %s" % (who, hid))
+                CK.eq(kinds, want, "%s hears of %s" % (who, hid))
             amount = illness_payout(m.cases[hid]["basis"])
-            msg = [x for x in self.inbox("village:" + region) if x["kind"] == "payout_posted" and hid in x["title"]]
+            msg = [x for x in self.inbox("town:" + region[:9]) if x["kind"] == "payout_posted" and hid in x["title"]]
             CK.check(msg and yuan(amount) in msg[0]["body"], "payout message for %s names %s 元" % (hid, yuan(amount)),
                      msg[:1])
         for hid, why in ((excl, "excluded"), (out_of_scope, "out of scope")):
