@@ -44,6 +44,8 @@ static const cli_opt_t o_pay[] = {{"--all", false},   {"--region", true}, {"--ac
                                   {"--role", true},   {"--note", true},   {NULL, false}};
 static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
 static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
+static const cli_opt_t o_token[] = {{"--investigator", true}, {"--label", true}, {"--out", true},
+                                    {"--all", false}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
                                     {"--date", true}, {NULL, false}};
 
@@ -93,6 +95,11 @@ static const cli_cmd_t s_cmds[] = {
     {"reconcile", cli_cmd_reconcile, 0, 0, o_none, "reconcile",
      "对账 (prove the books: balanced, every account equals its transfers, no overdraft, "
      "payouts match cases and caps)"},
+    {"token", cli_cmd_token, 1, 3, o_token,
+     "token issue ROLE REGION_PREFIX [--investigator ID] [--label TEXT] [--out FILE] | token list "
+     "[--all] | token revoke TOKEN_ID | token check FILE",
+     "HTTP 接口令牌: 签发 (只显示一次), 列出, 吊销, 检查 (API tokens: issue, shown once; list; "
+     "revoke; check); ROLE: province city county town investigator department fund"},
 };
 #define NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 
