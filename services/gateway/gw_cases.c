@@ -65,6 +65,15 @@ static void mask_household(json_t *h)
     }
 }
 
+/* A text member of src, or null when absent or empty (matching keeps ""
+ * for "none"). */
+static json_t *text_or_null(json_t *src, const char *key)
+{
+    json_t *v = src ? json_object_get(src, key) : NULL;
+    const char *s = json_string_value(v);
+    return s && *s ? json_incref(v) : json_null();
+}
+
 /* Status, category, grade and risk factors: the latest case's when one is
  * open, else matching's current view; `normal` when there never was a case. */
 static void household_status(json_t *h, json_t *state)
@@ -74,15 +83,17 @@ static void household_status(json_t *h, json_t *state)
     const char *status = last ? json_string_value(json_object_get(last, "status")) : NULL;
     bool open = status && strcmp(status, "eliminated") != 0 && strcmp(status, "rejected") != 0;
     json_t *src = open ? last : state;
-    json_t *rf = src ? json_object_get(src, "risk_factors") : NULL;
     json_object_set_new(h, "status", json_string(status ? status : "normal"));
-    json_object_set(h, "category", src && json_object_get(src, "category")
-                                       ? json_object_get(src, "category") : json_null());
-    json_object_set(h, "grade",
-                    src && json_object_get(src, "grade") ? json_object_get(src, "grade") : json_null());
-    json_object_set_new(h, "risk_factors", json_is_array(rf) ? json_incref(rf) : json_array());
-    json_t *primary = open ? json_object_get(last, "primary_risk_factor") : NULL;
-    json_object_set(h, "primary_risk_factor", primary ? primary : json_null());
+    json_object_set_new(h, "category", text_or_null(src, "category"));
+    json_object_set_new(h, "grade", text_or_null(src, "grade"));
+    json_t *factors = json_array(), *f;
+    size_t i;
+    json_array_foreach(src ? json_object_get(src, "risk_factors") : NULL, i, f)
+        if (json_string_value(f) && *json_string_value(f))
+            json_array_append(factors, f);
+    json_object_set_new(h, "risk_factors", factors);
+    json_object_set_new(h, "primary_risk_factor",
+                        open ? text_or_null(last, "primary_risk_factor") : json_null());
     json_t *pci = state ? json_object_get(state, "pci_fen") : NULL;
     json_t *rigid = state ? json_object_get(state, "rigid_fen") : NULL;
     json_object_set(h, "income_per_capita_fen", pci ? pci : json_null());

@@ -136,6 +136,8 @@ int gw_spool_write(gw_spool_t *self, const char *data, size_t len, char *why, si
         memmove(self->carry, self->carry + self->ncarry - n, n);
         self->ncarry = n;
     }
+    if (self->ncarry > 0)
+        return 0; /* the chunk ended still inside that character */
     size_t n = len - used;
     int e = convert(self, data + used, &n, base + (long long)used, why, whylen);
     if (e)
