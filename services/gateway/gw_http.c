@@ -3,6 +3,7 @@
  * route, the token, the role, the size limit) is settled on the first call,
  * so a forbidden or oversized upload is refused before it is read. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,8 +120,13 @@ static void begin(gw_req_t *r, const char *url, const char *method)
     const char *cl = gw_header(r, "Content-Length");
     if (cl) {
         char *end;
+        errno = 0;
         long long n = strtoll(cl, &end, 10);
-        if (*end || n < 0 || n > body_limit(r)) {
+        if (!*cl || *end || n < 0) {
+            gw_bad_request(r, "Content-Length 无效 (bad Content-Length)");
+            return;
+        }
+        if (errno == ERANGE || n > body_limit(r)) {
             too_large(r);
             return;
         }
