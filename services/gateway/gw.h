@@ -100,6 +100,7 @@ struct gw_req {
     char allow[64];
     char next_cursor[GW_CURSOR_MAX + 1];
     bool www_auth;
+    bool queued; /* handed to libmicrohttpd */
 };
 
 /* ---- routes (gw_route.c) ------------------------------------------------ */

@@ -166,6 +166,9 @@ static void take_body(gw_req_t *r, const char *data, size_t n)
 
 static enum MHD_Result queue(gw_req_t *r)
 {
+    if (r->queued)
+        return MHD_YES;
+    r->queued = true;
     if (!r->status)
         gw_reply_error(r, 500, "internal", "no response");
     struct MHD_Response *resp =
