@@ -33,6 +33,35 @@ static int env_long(const char *name, long long dflt, long long lo, long long hi
     return 0;
 }
 
+/* The gateway's keys; port_base is already set. */
+static int http_load(lv_cfg_t *cfg)
+{
+    long long v;
+    if (env_long("LEVEE_HTTP_PORT", cfg->port_base + 14, 1, 65535, &v))
+        return LV_EINVAL;
+    cfg->http_port = (int)v;
+    snprintf(cfg->http_bind, sizeof cfg->http_bind, "%s", env_or("LEVEE_HTTP_BIND", "127.0.0.1"));
+    if (env_long("LEVEE_HTTP_MAX_BODY_BYTES", 65536, 1024, 16777216, &v))
+        return LV_EINVAL;
+    cfg->http_max_body = (size_t)v;
+    if (env_long("LEVEE_HTTP_MAX_FEED_BYTES", 512LL << 20, 1024, 1LL << 40, &v))
+        return LV_EINVAL;
+    cfg->http_max_feed = v;
+    if (env_long("LEVEE_HTTP_MAX_CONNECTIONS", 64, 1, 10000, &v))
+        return LV_EINVAL;
+    cfg->http_max_conns = (int)v;
+    if (env_long("LEVEE_HTTP_PG_POOL", 4, 1, 256, &v))
+        return LV_EINVAL;
+    cfg->http_pg_pool = (int)v;
+    if (env_long("LEVEE_HTTP_CALL_TIMEOUT_MS", 10000, 100, 600000, &v))
+        return LV_EINVAL;
+    cfg->http_call_timeout_ms = (int)v;
+    if (env_long("LEVEE_HTTP_DECLARATION_WAIT_MS", 5000, 0, 600000, &v))
+        return LV_EINVAL;
+    cfg->http_declaration_wait_ms = (int)v;
+    return 0;
+}
+
 int lv_cfg_load(lv_cfg_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -91,7 +120,7 @@ int lv_cfg_load(lv_cfg_t *cfg)
     if (env_long("LEVEE_HEALTH_STALE_MS", 10000, 100, 3600000, &v))
         return LV_EINVAL;
     cfg->health_stale_ms = (int)v;
-    return 0;
+    return http_load(cfg);
 }
 
 int lv_cfg_metrics_port(const lv_cfg_t *cfg, const char *service)

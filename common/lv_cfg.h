@@ -26,6 +26,15 @@ typedef struct {
     int metrics_port;       /* LEVEE_METRICS_PORT: 0 = port_base + 15 + the service's place */
     int max_attempts;       /* LEVEE_MAX_ATTEMPTS: dead-letter a message failing this often */
     int health_stale_ms;    /* LEVEE_HEALTH_STALE_MS: /healthz fails when the loop is this late */
+    /* levee-gateway, the HTTP API */
+    int http_port;              /* LEVEE_HTTP_PORT (default port_base + 14) */
+    char http_bind[64];         /* LEVEE_HTTP_BIND: IPv4 address to listen on */
+    size_t http_max_body;       /* LEVEE_HTTP_MAX_BODY_BYTES: a JSON request body */
+    long long http_max_feed;    /* LEVEE_HTTP_MAX_FEED_BYTES: a CSV posted to /feeds */
+    int http_max_conns;         /* LEVEE_HTTP_MAX_CONNECTIONS: open at once */
+    int http_pg_pool;           /* LEVEE_HTTP_PG_POOL: Postgres connections */
+    int http_call_timeout_ms;   /* LEVEE_HTTP_CALL_TIMEOUT_MS: a command to a service */
+    int http_declaration_wait_ms; /* LEVEE_HTTP_DECLARATION_WAIT_MS: wait for a case */
 } lv_cfg_t;
 
 /* Fills cfg from LEVEE_* variables. Returns 0 or LV_EINVAL with a message on stderr. */

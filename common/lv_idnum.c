@@ -114,6 +114,48 @@ void lv_idnum_mask(const char *id18, char out[19])
     out[18] = '\0';
 }
 
+static bool all_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return false;
+    return true;
+}
+
+void lv_mask_idnum_field(const char *s, char *out)
+{
+    size_t n = strlen(s);
+    if (n == 18 && all_ascii(s)) {
+        char m[19];
+        lv_idnum_mask(s, m);
+        memcpy(out, m, 19);
+        return;
+    }
+    bool keep = n > 10 && all_ascii(s);
+    for (size_t i = 0; i < n; i++)
+        out[i] = keep && (i < 6 || i >= n - 4) ? s[i] : '*';
+    out[n] = '\0';
+}
+
+void lv_mask_phone(const char *s, char *out)
+{
+    size_t n = strlen(s), digits = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] >= '0' && s[i] <= '9')
+            digits++;
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9') {
+            bool keep = digits >= 8 && (d < 3 || d >= digits - 4);
+            out[i] = keep ? s[i] : '*';
+            d++;
+        } else {
+            out[i] = s[i];
+        }
+    }
+    out[n] = '\0';
+}
+
 int64_t lv_idnum_birth_ms(const lv_idnum_t *id)
 {
     return lv_days_from_civil(num(id->s + 6, 4), num(id->s + 10, 2), num(id->s + 12, 2)) * LV_DAY_MS;

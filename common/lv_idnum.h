@@ -26,6 +26,17 @@ char lv_idnum_check_char(const char first17[17]);
 /* Masked for display: first 6 and last 4 kept, e.g. "410102********123X". */
 void lv_idnum_mask(const char *id18, char out[19]);
 
+/* A field that claims to be an ID number, valid or not (a rejected or a
+ * legacy one): 18 ASCII characters as lv_idnum_mask, other ASCII longer than
+ * 10 keeps its first 6 and last 4, anything else is all stars. out must hold
+ * strlen(s) + 1 bytes. */
+void lv_mask_idnum_field(const char *s, char *out);
+
+/* A phone field: only digits are masked, the first 3 and last 4 kept when
+ * there are at least 8, so "+86 138-0000-1234" keeps its shape. out must hold
+ * strlen(s) + 1 bytes. */
+void lv_mask_phone(const char *s, char *out);
+
 /* Birth date as UTC midnight milliseconds. */
 int64_t lv_idnum_birth_ms(const lv_idnum_t *id);
 

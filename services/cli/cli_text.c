@@ -152,49 +152,14 @@ void cli_count(int64_t v, char *out, size_t n)
     group_digits(tmp, out, n);
 }
 
-static bool all_ascii(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s >= 0x80)
-            return false;
-    return true;
-}
-
 void cli_mask_idnum(const char *s, char *out)
 {
-    size_t n = strlen(s);
-    if (n == 18 && all_ascii(s)) {
-        char m[19];
-        lv_idnum_mask(s, m);
-        memcpy(out, m, 19);
-        return;
-    }
-    /* Anything else that claims to be an ID number (a rejected or legacy
-     * one) is masked the same way, or entirely when too short to keep ends. */
-    bool keep = n > 10 && all_ascii(s);
-    for (size_t i = 0; i < n; i++)
-        out[i] = keep && (i < 6 || i >= n - 4) ? s[i] : '*';
-    out[n] = '\0';
+    lv_mask_idnum_field(s, out);
 }
 
 void cli_mask_phone(const char *s, char *out)
 {
-    size_t n = strlen(s), digits = 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] >= '0' && s[i] <= '9')
-            digits++;
-    /* Only digits are masked, so "+86 138-0000-1234" keeps its shape. */
-    size_t d = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] >= '0' && s[i] <= '9') {
-            bool keep = digits >= 8 && (d < 3 || d >= digits - 4);
-            out[i] = keep ? s[i] : '*';
-            d++;
-        } else {
-            out[i] = s[i];
-        }
-    }
-    out[n] = '\0';
+    lv_mask_phone(s, out);
 }
 
 void cli_mask_free(char *s)

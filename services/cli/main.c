@@ -48,6 +48,8 @@ static const cli_opt_t o_export[] = {{"--region", true}, {"--status", true}, {"-
 static const cli_opt_t o_consumer[] = {{"--consumer", true}, {NULL, false}};
 static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
 static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
+static const cli_opt_t o_token[] = {{"--investigator", true}, {"--label", true}, {"--out", true},
+                                    {"--all", false}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
                                     {"--date", true}, {NULL, false}};
 static const cli_opt_t o_channel[] = {{"--secret-env", true}, {"--secret-file", true},
@@ -136,6 +138,11 @@ static const cli_cmd_t s_cmds[] = {
      "notify-test KIND REGION_CODE [--household H] [--case C] [--title T] [--body B] "
      "[--assignee A] [--grade G] [--event-id ID] [--msg-id ID]",
      "向 levee-notify 发送测试事件 (send a test event to levee-notify: try routes and channels)"},
+    {"token", cli_cmd_token, 1, 3, o_token,
+     "token issue ROLE REGION_PREFIX [--investigator ID] [--label TEXT] [--out FILE] | token list "
+     "[--all] | token revoke TOKEN_ID | token check FILE",
+     "HTTP 接口令牌: 签发 (只显示一次), 列出, 吊销, 检查 (API tokens: issue, shown once; list; "
+     "revoke; check); ROLE: province city county town investigator department fund"},
 };
 #define NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 

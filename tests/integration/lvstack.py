@@ -24,7 +24,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LEVEE = os.path.join(ROOT, "scripts", "levee")
-SERVICES = ("ingest", "matching", "dispatch", "ledger", "notify")
+SERVICES = ("ingest", "matching", "dispatch", "ledger", "notify", "gateway")
 PORTS_PER_STACK = 20
 FIELD_SEP = "\x1f"
 RECORD_SEP = "\x1e"
@@ -96,7 +96,7 @@ def free_port_base(lo=20000, hi=60000, tries=500):
 
 def _svc(name):
     short = name[len("levee-"):] if name.startswith("levee-") else name
-    if short not in SERVICES and short != "gateway":
+    if short not in SERVICES:
         raise ValueError("unknown service %r (one of %s)" % (name, ", ".join(SERVICES)))
     return short
 
@@ -121,6 +121,12 @@ class Stack:
         env.setdefault("LEVEE_BIN", os.path.join(ROOT, "build", "bin"))
         env.setdefault("LEVEE_POLICY", os.path.join(ROOT, "policy", "default.json"))
         self.env = env
+        self.http_port = int(env.get("LEVEE_HTTP_PORT") or self.port_base + 14)
+
+    def admin_token(self):
+        """The province-wide token of the HTTP API that `levee up` wrote."""
+        with open(os.path.join(self.home, "admin.token"), encoding="ascii") as f:
+            return f.read().strip()
 
     # -- lifetime -------------------------------------------------------------
 

@@ -38,7 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lvstack import LEVEE, ROOT, Checks, Stack, free_port_base, wait_for  # noqa: E402
+from lvstack import LEVEE, ROOT, SERVICES, Checks, Stack, free_port_base, wait_for  # noqa: E402
 
 HOUSEHOLDS = 1500
 MEDICAL_ROWS = 30000
@@ -701,7 +701,7 @@ def snapshot_binaries(dest):
     rebuild in the working tree while the test runs cannot pull a binary
     from under the stack. Waits (up to 120 s) for a build in progress."""
     src = os.environ.get("LEVEE_BIN") or os.path.join(ROOT, "build", "bin")
-    names = ["levee-cli"] + ["levee-%s" % s for s in ("ingest", "matching", "dispatch", "ledger", "notify")]
+    names = ["levee-cli"] + ["levee-%s" % s for s in SERVICES]
 
     def ready():
         try:

@@ -36,7 +36,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lvstack import ROOT, SERVICES, Checks, Stack, free_port_base, wait_for  # noqa: E402
 
-PLACE = {s: i for i, s in enumerate(("ingest", "matching", "dispatch", "ledger", "notify"))}
+BUS_SERVICES = ("ingest", "matching", "dispatch", "ledger", "notify")
+PLACE = {s: i for i, s in enumerate(BUS_SERVICES)}
 CK = Checks("ops")
 log = CK.log
 
@@ -116,7 +117,7 @@ def part1_2(st, sample):
     st.levee("wait-idle", "--timeout", "180", timeout=200)
     funds = json.loads(st.levee("--json", "funds").stdout)
     special = [f for f in funds if f["fund_id"] == "special"][0]
-    for svc in SERVICES:
+    for svc in BUS_SERVICES:
         port = st.port_base + 15 + PLACE[svc]
         status, ctype, body = http(port, "/metrics")
         CK.eq(status, 200, "%s: GET /metrics" % svc)
@@ -166,7 +167,7 @@ def part3(st, sample):
         except TimeoutError as e:
             CK.ok(False, "%s: /healthz 503 while Postgres is down" % svc, str(e))
     st.levee("start", "postgres")
-    for svc in SERVICES:
+    for svc in BUS_SERVICES:
         try:
             wait_for(lambda: healthz(st, svc)[0] == 200, timeout=90, what="%s healthy" % svc)
             CK.ok(True, "%s: /healthz 200 again once Postgres is back" % svc)
@@ -190,7 +191,7 @@ def part3(st, sample):
 def part4(st):
     log("part 4: logs and a clean stop")
     idnum = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
-    for svc in SERVICES:
+    for svc in BUS_SERVICES:
         lines = [l for l in st.log(svc).splitlines() if l.strip()]
         bad = []
         for l in lines:
