@@ -609,6 +609,8 @@ static const lv_ident_basis_t BASIS[REL_COUNT] = {
 #define BIRTH_DIFFERS_FACTOR 0.5
 #define GENDER_DIFFERS_FACTOR 0.6
 
+#define OLD15_NEAR_CAP 0.70
+
 /* Candidates considered per match: a bound on the work a very common name
  * in a county-wide set can cause. */
 #define CONSIDER_MAX 512
@@ -767,7 +769,12 @@ static void consider(match_t *m, int32_t idx)
     rel_t rel = id_relation(m, p);
     double sim = similarity(m->name.cp, m->name.py, m->name.len, set->cps + p->name_off,
                             set->pys + p->name_off, p->name_len);
-    double score = SCORE[rel][name_class(sim)];
+    int nc = name_class(sim);
+    double score = SCORE[rel][nc];
+    /* A 15-digit number has no check character, so nothing says it was
+     * mistyped: near it is not enough without a name that agrees. */
+    if (!m->check_usable && rel != REL_EXACT && nc == NC_UNKNOWN && score > OLD15_NEAR_CAP)
+        score = OLD15_NEAR_CAP;
     const lv_ident_query_t *q = m->q;
     if (q->birth_day != LV_IDENT_UNKNOWN_DAY) {
         if (q->birth_day == p->birth)
@@ -880,6 +887,8 @@ static const char *reason_of(const lv_ident_result_t *out, const lv_ident_params
         return "身份证号相符但姓名不符 (ID number matches, name differs)";
     case LV_IDENT_BY_ID_SWAP:
     case LV_IDENT_BY_ID_TYPO:
+        if (b->name_similarity < 0)
+            return "身份证号相近，没有姓名可以确认 (ID number close, no name to confirm it)";
         return "身份证号相近但姓名不符 (ID number close, name differs)";
     case LV_IDENT_BY_ID_PARTS:
         return "身份证号校验失败，其余信息不足以确认 (bad ID number; the rest is not enough)";

@@ -314,6 +314,10 @@ static void test_old_id15(void **state)
     assert_int_not_equal(old[9], old[10]);
     r = match(v, "张建军", old);
     expect_link(&r, ZHANG_JIANJUN, LV_IDENT_BY_ID_SWAP);
+    /* Without a name it could as well be someone not in the registry. */
+    r = match(v, NULL, old);
+    expect_review(&r, "no name to confirm");
+    assert_int_equal(r.cand[0].tag, ZHANG_JIANJUN);
 }
 
 static void test_valid_id_not_in_set(void **state)
