@@ -609,6 +609,8 @@ static const lv_ident_basis_t BASIS[REL_COUNT] = {
 #define BIRTH_DIFFERS_FACTOR 0.5
 #define GENDER_DIFFERS_FACTOR 0.6
 
+/* The most an ID with no check character (a 15-digit one) earns for being
+ * near a candidate's when no name agrees: below any sensible threshold. */
 #define OLD15_NEAR_CAP 0.70
 
 /* Candidates considered per match: a bound on the work a very common name
