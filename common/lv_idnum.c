@@ -24,6 +24,15 @@ char lv_idnum_check_char(const char first17[17])
     return check[sum % 11];
 }
 
+void lv_idnum_compose(const char region6[6], const char birth8[8], const char seq3[3], char out[19])
+{
+    memcpy(out, region6, 6);
+    memcpy(out + 6, birth8, 8);
+    memcpy(out + 14, seq3, 3);
+    out[17] = lv_idnum_check_char(out);
+    out[18] = '\0';
+}
+
 static int all_digits(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)

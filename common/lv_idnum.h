@@ -23,6 +23,10 @@ int lv_idnum_parse(const char *s, size_t len, lv_idnum_t *out, const char **reas
 /* The check char for 17 digits. */
 char lv_idnum_check_char(const char first17[17]);
 
+/* Composes an ID number from its parts (6-digit region, 8-digit birth date
+ * YYYYMMDD, 3-digit sequence) and the check char; no other validation. */
+void lv_idnum_compose(const char region6[6], const char birth8[8], const char seq3[3], char out[19]);
+
 /* Masked for display: first 6 and last 4 kept, e.g. "410102********123X". */
 void lv_idnum_mask(const char *id18, char out[19]);
 
