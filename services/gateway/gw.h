@@ -265,6 +265,7 @@ void gw_h_task_result(gw_req_t *r);
 void gw_h_funds(gw_req_t *r);
 void gw_h_payouts(gw_req_t *r);
 void gw_h_stats(gw_req_t *r);
+void gw_h_reconciliation(gw_req_t *r);
 
 /* Queues an import of a spooled file as `levee load` does; *import_id set.
  * Returns 0 or an lv_pg error. */

@@ -8,6 +8,10 @@
 #include <string.h>
 
 #include "gw.h"
+#include "lv_err.h"
+#include "lv_time.h"
+#include "lv_reconcile.h"
+#include "lv_policy.h"
 
 static const char *const s_payout_kinds[] = {"illness", "disaster", "education", "relief", NULL};
 static const char *const s_categories[] = {"脱贫不稳定户", "边缘易致贫户", "突发严重困难户", NULL};
@@ -123,4 +127,35 @@ void gw_h_stats(gw_req_t *r)
     json_object_set_new(o, "by_grade", breakdown(res, "grade", s_grades));
     PQclear(res);
     gw_reply_json(r, 200, o);
+}
+
+/* The proof of the books, as `levee reconcile` gives it: province-wide,
+ * so for the province and fund roles of the whole province only. */
+void gw_h_reconciliation(gw_req_t *r)
+{
+    if (strlen(r->caller.prefix) > 2) {
+        gw_reply_error(r, 403, "forbidden", "对账须全省令牌 (reconciliation needs a province-wide token)");
+        return;
+    }
+    char err[512];
+    lv_policy_t *policy = lv_policy_load(r->gw->cfg.policy_path, err, sizeof err);
+    const lv_policy_version_t *v = policy ? lv_policy_at(policy, lv_now_ms()) : NULL;
+    if (!v) {
+        lv_policy_destroy(&policy);
+        gw_reply_error(r, 503, "unavailable", "没有生效的政策 (no policy in effect): %s",
+                       policy ? "-" : err);
+        return;
+    }
+    PGconn *pg = gw_pg(r);
+    json_t *checks = NULL;
+    int failed = 0;
+    int e = pg ? lv_reconcile(pg, v, &checks, &failed) : LV_ETRANSIENT;
+    lv_policy_destroy(&policy);
+    if (!pg)
+        return; /* gw_pg replied 503 */
+    if (e) {
+        gw_reply_error(r, 503, "unavailable", "数据库不可用 (database unavailable)");
+        return;
+    }
+    gw_reply_json(r, 200, json_pack("{s:b, s:o}", "ok", failed == 0, "checks", checks));
 }

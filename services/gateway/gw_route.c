@@ -28,6 +28,8 @@ const gw_route_t gw_routes[] = {
     {"GET", "/api/v1/funds", gw_h_funds, REGION | FUND, GW_BODY_NONE, NULL},
     {"GET", "/api/v1/payouts", gw_h_payouts, REGION | FUND, GW_BODY_NONE, NULL},
     {"GET", "/api/v1/stats", gw_h_stats, REGION, GW_BODY_NONE, NULL},
+    {"GET", "/api/v1/reconciliation", gw_h_reconciliation, LV_ROLE_PROVINCE | FUND, GW_BODY_NONE,
+     NULL},
 };
 const size_t gw_nroutes = sizeof gw_routes / sizeof gw_routes[0];
 

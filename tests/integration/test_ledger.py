@@ -578,6 +578,19 @@ def part6(st):
     check_reconciles(st, "after donations and relief")
 
 
+def api_reconciliation(st, token):
+    """(status, JSON) of GET /api/v1/reconciliation with a bearer token."""
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request("http://127.0.0.1:%d/api/v1/reconciliation" % st.http_port,
+                                 headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
 def part7(st):
     log("part 7: reconcile detects corruption")
     st.psql("UPDATE account SET credits_posted = credits_posted + 1 WHERE account_id = 'fund:special'")
@@ -587,8 +600,16 @@ def part7(st):
     named = [f for f in findings(doc) if "fund:special" in f]
     CK.ok(named, "(a) a finding names fund:special", findings(doc))
     log("  findings: %s" % findings(doc))
+    status, api = api_reconciliation(st, st.admin_token())
+    api_named = [f for c in api.get("checks", []) for f in c["findings"] if "fund:special" in f]
+    CK.eq((status, api.get("ok"), bool(api_named)), (200, False, True),
+          "(a) GET /api/v1/reconciliation says the same (province token)")
+    county = json.loads(st.levee("token", "issue", "county", "620521", "--json").stdout)["token"]
+    CK.eq(api_reconciliation(st, county)[0], 403, "(a) a county token may not reconcile the province's books")
     st.psql("UPDATE account SET credits_posted = credits_posted - 1 WHERE account_id = 'fund:special'")
     check_reconciles(st, "(a) once the account is restored")
+    status, api = api_reconciliation(st, st.admin_token())
+    CK.eq((status, api.get("ok")), (200, True), "(a) and the API call passes again")
 
     pid = st.scalar("SELECT payout_id FROM payout WHERE status = 'posted' AND kind = 'illness' "
                     "ORDER BY payout_id LIMIT 1")
