@@ -36,13 +36,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from lvstack import Stack, StackError, free_port_base  # noqa: E402
-from test_pipeline import CK, Fatal, evaluate, id_check_char, section  # noqa: E402
+from test_pipeline import CK, evaluate, id_check_char, run_steps, section, summary  # noqa: E402
 
 COUNTY = "620521"
 REGION = COUNTY + "101201"
@@ -695,37 +694,16 @@ class FeedsTest:
 
 def main():
     started = time.monotonic()
-    rc = 0
     with tempfile.TemporaryDirectory(prefix="levee-feeds-") as tmp:
         try:
             with Stack(free_port_base()) as st:
                 print("stack up in %.1f s (port base %d)" % (time.monotonic() - started, st.port_base))
                 t = FeedsTest(st, tmp)
-                try:
-                    t.parsing()
-                    t.encodings()
-                    t.reject_checks()
-                    t.reloads()
-                    t.matching()
-                    t.trust()
-                    t.sweep()
-                except (Fatal, StackError, TimeoutError, KeyError, TypeError, IndexError, ValueError) as e:
-                    CK.failures.append("aborted: %s" % e)
-                    print("\nABORTED: %s" % e)
-                    traceback.print_exc()
-                if CK.failures:
-                    for svc in ("ingest", "matching", "dispatch"):
-                        tail = st.log(svc).splitlines()[-12:]
-                        print("\n-- levee-%s log (last lines)\n%s" % (svc, "\n".join(tail)))
+                run_steps(st, (t.parsing, t.encodings, t.reject_checks, t.reloads, t.matching, t.trust,
+                               t.sweep), ("ingest", "matching", "dispatch"))
         except (StackError, subprocess.SubprocessError) as e:
             CK.failures.append("stack: %s" % e)
-    print("\n%d checks, %d failed, %.1f s" % (CK.count, len(CK.failures), time.monotonic() - started))
-    for f in CK.failures:
-        print("  failed: %s" % f)
-    if CK.failures:
-        rc = 1
-    print("FAIL" if rc else "PASS")
-    return rc
+    return summary(started)
 
 
 if __name__ == "__main__":
