@@ -47,6 +47,8 @@ MONTH = "2026-10"
 HOUSEHOLDS = 400
 MEDICAL = 4000
 DIRTY = "0.02"
+# The monthly sweep's timer would send visit reminders at a moment of its own.
+os.environ.setdefault("LEVEE_SWEEP_CHECK_S", "0")
 
 LINE_FEN = 520000            # monitoring income line, fen per person per year
 POVERTY_NUM, POVERTY_DEN = 2, 3
