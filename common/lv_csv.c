@@ -5,13 +5,19 @@
  * text (for reject reports) and its unquoted fields, NUL-terminated one after
  * another, with an (offset, length) pair per field. Both buffers and the field
  * table are allocated once at their limits in lv_csv_new, so reading never
- * allocates and never fails for memory in the middle of a file. */
+ * allocates and never fails for memory in the middle of a file.
+ *
+ * A file in another encoding is read into a second buffer and converted with
+ * iconv into the read buffer, so the state machine only ever sees UTF-8. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "lv_csv.h"
 
+#include <errno.h>
+#include <iconv.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lv_err.h"
 
@@ -47,7 +53,16 @@ struct lv_csv {
 
     int64_t row;      /* the current record's row */
     int64_t next_row; /* the row the next line starts */
+
+    /* Decoding: undecoded input rbuf[rpos..rlen), converted by cd. */
+    iconv_t cd;
+    char *rbuf;
+    size_t rpos, rlen;
+    bool need_more; /* rbuf ends inside a multi-byte sequence */
+    bool raw_eof;
 };
+
+#define NO_ICONV ((iconv_t)-1)
 
 /* Bytes that end an unquoted run. */
 static const bool special[256] = {[','] = true, ['\n'] = true, ['\r'] = true};
@@ -80,7 +95,30 @@ lv_csv_t *lv_csv_new(FILE *fp, const lv_csv_limits_t *limits)
     }
     self->raw[0] = '\0';
     self->next_row = 1;
+    self->cd = NO_ICONV;
     return self;
+}
+
+int lv_csv_set_encoding(lv_csv_t *self, const char *encoding)
+{
+    if (!encoding || self->started)
+        return LV_EINVAL;
+    if (!strcasecmp(encoding, "UTF-8") || !strcasecmp(encoding, "UTF8"))
+        return 0;
+    iconv_t cd = iconv_open("UTF-8", encoding);
+    if (cd == NO_ICONV)
+        return LV_EINVAL;
+    char *rbuf = malloc(IN_SIZE);
+    if (!rbuf) {
+        iconv_close(cd);
+        return LV_ENOMEM;
+    }
+    if (self->cd != NO_ICONV)
+        iconv_close(self->cd);
+    free(self->rbuf);
+    self->cd = cd;
+    self->rbuf = rbuf;
+    return 0;
 }
 
 void lv_csv_destroy(lv_csv_t **self_p)
@@ -92,8 +130,59 @@ void lv_csv_destroy(lv_csv_t **self_p)
     free(self->raw);
     free(self->fbuf);
     free(self->fields);
+    free(self->rbuf);
+    if (self->cd != NO_ICONV)
+        iconv_close(self->cd);
     free(self);
     *self_p = NULL;
+}
+
+/* Reads more raw input behind what is left in rbuf. */
+static void read_raw(lv_csv_t *self)
+{
+    memmove(self->rbuf, self->rbuf + self->rpos, self->rlen - self->rpos);
+    self->rlen -= self->rpos;
+    self->rpos = 0;
+    size_t n = fread(self->rbuf + self->rlen, 1, IN_SIZE - self->rlen, self->fp);
+    self->total_read += (int64_t)n;
+    self->rlen += n;
+    self->need_more = false;
+    if (n == 0) {
+        if (ferror(self->fp))
+            self->io_error = true;
+        self->raw_eof = true;
+    }
+}
+
+/* Decodes into the read buffer; returns the bytes produced, 0 at the end of
+ * the input (or on a read error, with io_error set). */
+static size_t read_decoded(lv_csv_t *self)
+{
+    for (;;) {
+        if (!self->raw_eof && (self->rpos == self->rlen || self->need_more))
+            read_raw(self);
+        if (self->io_error || self->rpos == self->rlen)
+            return 0;
+        char *ip = self->rbuf + self->rpos, *op = self->in;
+        size_t il = self->rlen - self->rpos, ol = IN_SIZE;
+        size_t r = iconv(self->cd, &ip, &il, &op, &ol);
+        int err = errno;
+        self->rpos = (size_t)(ip - self->rbuf);
+        if (r == (size_t)-1 && ol > 0) {
+            /* An invalid sequence, or one cut by the end of the file, is
+             * marked and skipped a byte at a time; a sequence cut by the end
+             * of the buffer waits for more input. */
+            if (err == EILSEQ || (err == EINVAL && self->raw_eof)) {
+                *op++ = (char)0xFF;
+                self->rpos++;
+            } else if (err == EINVAL) {
+                self->need_more = true;
+            }
+        }
+        size_t out = (size_t)(op - self->in);
+        if (out > 0)
+            return out;
+    }
 }
 
 /* Refills the read buffer: 1 data, 0 end of file, -1 read error. */
@@ -102,8 +191,13 @@ static int fill(lv_csv_t *self)
     if (self->io_error)
         return -1;
     while (!self->eof) {
-        size_t n = fread(self->in, 1, IN_SIZE, self->fp);
-        self->total_read += (int64_t)n;
+        size_t n;
+        if (self->cd != NO_ICONV) {
+            n = read_decoded(self);
+        } else {
+            n = fread(self->in, 1, IN_SIZE, self->fp);
+            self->total_read += (int64_t)n;
+        }
         self->pos = 0;
         self->len = n;
         if (!self->started) {
@@ -114,7 +208,7 @@ static int fill(lv_csv_t *self)
         }
         if (self->pos < n)
             return 1;
-        if (ferror(self->fp)) {
+        if (self->io_error || ferror(self->fp)) {
             self->io_error = true;
             return -1;
         }
@@ -316,7 +410,14 @@ static bool name_eq(const char *h, size_t hlen, const lv_csv_col_t *col)
         if (i == hlen)
             return true;
     }
-    return col->name_zh && strlen(col->name_zh) == hlen && memcmp(h, col->name_zh, hlen) == 0;
+    for (const char *z = col->name_zh; z && *z;) {
+        const char *bar = strchr(z, '|');
+        size_t zlen = bar ? (size_t)(bar - z) : strlen(z);
+        if (zlen == hlen && memcmp(h, z, hlen) == 0)
+            return true;
+        z = bar ? bar + 1 : NULL;
+    }
+    return false;
 }
 
 static void col_message(char *err, size_t errlen, const char *what, const lv_csv_col_t *col,
@@ -324,9 +425,22 @@ static void col_message(char *err, size_t errlen, const char *what, const lv_csv
 {
     if (!err || !errlen)
         return;
-    if (col->name_zh)
-        snprintf(err, errlen, "%s %s (%s) (%s)", what, col->name_en ? col->name_en : "",
-                 col->name_zh, english);
+    if (col->name_zh) {
+        /* Alternative names read "户主身份证号 / 身份证号". */
+        char zh[256];
+        size_t n = 0;
+        for (const char *z = col->name_zh; *z && n + 4 < sizeof zh; z++) {
+            if (*z == '|') {
+                memcpy(zh + n, " / ", 3);
+                n += 3;
+            } else {
+                zh[n++] = *z;
+            }
+        }
+        zh[n] = '\0';
+        snprintf(err, errlen, "%s %s (%s) (%s)", what, col->name_en ? col->name_en : "", zh,
+                 english);
+    }
     else
         snprintf(err, errlen, "%s %s (%s)", what, col->name_en ? col->name_en : "", english);
 }
@@ -412,5 +526,73 @@ int64_t lv_csv_row(const lv_csv_t *self)
 
 int64_t lv_csv_bytes(const lv_csv_t *self)
 {
+    if (self->cd != NO_ICONV)
+        return self->total_read - (int64_t)(self->rlen - self->rpos);
     return self->total_read - (int64_t)(self->len - self->pos);
+}
+
+/* The length of the UTF-8 sequence starting at s[0..n): 1..4, 0 when it is
+ * invalid, -1 when it is cut short by the end of s. */
+static int utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k;
+    if (c == 0)
+        return 0;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        k = 1;
+    else if ((c & 0xF0) == 0xE0)
+        k = 2;
+    else if (c >= 0xF0 && c <= 0xF4)
+        k = 3;
+    else
+        return 0;
+    for (size_t j = 1; j <= k; j++) {
+        if (j >= n)
+            return -1;
+        if ((s[j] & 0xC0) != 0x80)
+            return 0;
+    }
+    /* Overlong three-byte forms and surrogates are not UTF-8. */
+    if (c == 0xE0 && s[1] < 0xA0)
+        return 0;
+    if (c == 0xED && s[1] >= 0xA0)
+        return 0;
+    if (c == 0xF0 && s[1] < 0x90)
+        return 0;
+    if (c == 0xF4 && s[1] >= 0x90)
+        return 0;
+    return (int)k + 1;
+}
+
+bool lv_csv_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int k = utf8_seq(u + i, n - i);
+        if (k <= 0)
+            return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
+const char *lv_csv_detect_encoding(const char *s, size_t n, bool complete)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        int k = utf8_seq(u + i, n - i);
+        if (k == 0 && u[i] == 0) {
+            i++; /* a NUL says nothing about the encoding */
+            continue;
+        }
+        if (k == 0 || (k < 0 && complete))
+            return "gb18030";
+        if (k < 0)
+            break;
+        i += (size_t)k;
+    }
+    return "utf-8";
 }

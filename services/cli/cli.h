@@ -125,6 +125,7 @@ int cli_cmd_wait_idle(cli_t *cli, const cli_args_t *a);
 int cli_cmd_investigator_add(cli_t *cli, const cli_args_t *a);
 int cli_cmd_task_result(cli_t *cli, const cli_args_t *a);
 int cli_cmd_step(cli_t *cli, const cli_args_t *a);
+int cli_cmd_sweep(cli_t *cli, const cli_args_t *a);
 
 int cli_cmd_cases(cli_t *cli, const cli_args_t *a);
 int cli_cmd_tasks(cli_t *cli, const cli_args_t *a);

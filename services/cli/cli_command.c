@@ -259,3 +259,38 @@ int cli_cmd_investigator_add(cli_t *cli, const cli_args_t *a)
         printf("调查员已登记 (investigator saved): %s %s, 负责区划 region %s\n", id, name, prefix);
     return CLI_EXIT_OK;
 }
+
+/* The monthly sweep (平台监测分析) goes to matching: --month YYYY-MM (default
+ * last month) travels as the month's first day in at_ms, --county as
+ * region_code ("" = every county). */
+int cli_cmd_sweep(cli_t *cli, const cli_args_t *a)
+{
+    Levee__Command cmd = LEVEE__COMMAND__INIT;
+    char id[21];
+    const char *month = cli_opt(a, "--month");
+    const char *county = cli_opt(a, "--county");
+    if (month) {
+        int64_t y, mo;
+        char ys[5] = "", ms[3] = "";
+        if (strlen(month) == 7 && month[4] == '-') {
+            memcpy(ys, month, 4);
+            memcpy(ms, month + 5, 2);
+        }
+        if (!all_digits(ys) || !all_digits(ms) || cli_parse_i64(ys, 1900, 2100, &y) ||
+            cli_parse_i64(ms, 1, 12, &mo))
+            return cli_fail(cli, CLI_EXIT_USAGE, "--month 须为 YYYY-MM (must be YYYY-MM): %s",
+                            month);
+        cmd.at_ms = lv_days_from_civil((int)y, (int)mo, 1) * LV_DAY_MS;
+    }
+    if (county && (strlen(county) != 6 || !all_digits(county)))
+        return cli_fail(cli, CLI_EXIT_USAGE, "--county 须为 6 位县代码 (must be a 6-digit county code): %s",
+                        county);
+    if (cli_new_cmd_id(id))
+        return cli_fail(cli, CLI_EXIT_FAIL, "无法生成命令编号 (no random source)");
+    cmd.cmd_id = id;
+    cmd.name = (char *)"sweep";
+    cmd.region_code = (char *)(county ? county : "");
+    cmd.actor = (char *)cli_default_actor();
+    cmd.role = (char *)"county";
+    return cli_send_command(cli, cli->cfg.ep_matching, "matching", &cmd);
+}

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -244,6 +245,16 @@ int cli_cmd_load(cli_t *cli, const cli_args_t *a)
     int rc = parse_timeout(cli, a, LOAD_TIMEOUT_S, &timeout_ms);
     if (rc)
         return rc;
+    /* Without --encoding, ingest tells GB18030 from UTF-8 by the bytes. */
+    const char *encoding = cli_opt(a, "--encoding");
+    if (encoding && !strcasecmp(encoding, "utf8"))
+        encoding = "utf-8";
+    if (encoding && strcasecmp(encoding, "utf-8") != 0 && strcasecmp(encoding, "gb18030") != 0)
+        return cli_fail(cli, CLI_EXIT_USAGE, "--encoding 须为 utf-8 或 gb18030 (must be utf-8 or gb18030): %s",
+                        encoding);
+    char enc[16] = "";
+    for (size_t i = 0; encoding && encoding[i] && i + 1 < sizeof enc; i++)
+        enc[i] = (char)(encoding[i] >= 'A' && encoding[i] <= 'Z' ? encoding[i] - 'A' + 'a' : encoding[i]);
 
     /* ingest opens the file itself, so it gets an absolute path. */
     char *path = realpath(file, NULL);
@@ -272,11 +283,11 @@ int cli_cmd_load(cli_t *cli, const cli_args_t *a)
     char now[24], size[24], id[24];
     snprintf(now, sizeof now, "%lld", (long long)lv_now_ms());
     snprintf(size, sizeof size, "%lld", (long long)st.st_size);
-    const char *p[] = {source, path, now, size};
+    const char *p[] = {source, path, now, size, enc};
     int e = lv_pg_scalar(pg, id, sizeof id,
-                         "INSERT INTO import (source, path, status, created_ms, bytes_total) "
-                         "VALUES ($1, $2, 'queued', $3, $4) RETURNING import_id",
-                         4, p);
+                         "INSERT INTO import (source, path, status, created_ms, bytes_total, encoding) "
+                         "VALUES ($1, $2, 'queued', $3, $4, nullif($5, '')) RETURNING import_id",
+                         5, p);
     free(path);
     if (e)
         return cli_pg_fail(cli, e);

@@ -26,7 +26,8 @@ typedef struct {
 } cli_cmd_t;
 
 static const cli_opt_t o_none[] = {{NULL, false}};
-static const cli_opt_t o_load[] = {{"--no-wait", false}, {"--timeout", true}, {NULL, false}};
+static const cli_opt_t o_load[] = {
+    {"--no-wait", false}, {"--timeout", true}, {"--encoding", true}, {NULL, false}};
 static const cli_opt_t o_wait[] = {{"--timeout", true}, {NULL, false}};
 static const cli_opt_t o_task_result[] = {
     {"--income", true}, {"--members", true},  {"--rigid", true}, {"--excluded", true},
@@ -50,6 +51,7 @@ static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
 static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
 static const cli_opt_t o_token[] = {{"--investigator", true}, {"--label", true}, {"--out", true},
                                     {"--all", false}, {NULL, false}};
+static const cli_opt_t o_sweep[] = {{"--month", true}, {"--county", true}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
                                     {"--date", true}, {NULL, false}};
 static const cli_opt_t o_channel[] = {{"--secret-env", true}, {"--secret-file", true},
@@ -64,7 +66,8 @@ static const cli_opt_t o_notify_test[] = {
     {NULL, false}};
 
 static const cli_cmd_t s_cmds[] = {
-    {"load", cli_cmd_load, 2, 2, o_load, "load SOURCE FILE [--no-wait] [--timeout S]",
+    {"load", cli_cmd_load, 2, 2, o_load,
+     "load SOURCE FILE [--encoding utf-8|gb18030] [--no-wait] [--timeout S]",
      "导入数据文件并显示进度 (load a feed file); SOURCE: registry medical civil disaster "
      "education income declaration visit"},
     {"import", cli_cmd_import, 1, 1, o_none, "import ID", "导入结果 (an import's summary)"},
@@ -82,6 +85,9 @@ static const cli_cmd_t s_cmds[] = {
      "step CASE_ID STEP pass|fail [--note TEXT] [--actor NAME] [--role ROLE]",
      "办理流程环节 (record a step); STEP: screen deliberate publicize object town_review "
      "county_approve reject eliminate"},
+    {"sweep", cli_cmd_sweep, 0, 0, o_sweep, "sweep [--month YYYY-MM] [--county C]",
+     "月度监测分析 (monthly sweep: wage income drops → 因务工就业不稳, visit reminders for the "
+     "yellow watch list; default last month, every county)"},
     {"cases", cli_cmd_cases, 0, 0, o_cases, "cases [--status S] [--region PREFIX] [--limit N]",
      "案件列表 (cases)"},
     {"tasks", cli_cmd_tasks, 0, 0, o_tasks, "tasks [--assignee A] [--status S] [--limit N]",

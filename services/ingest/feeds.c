@@ -1,15 +1,27 @@
+/* The eight feeds of SPEC.md: a column table and a parse function each, and
+ * for the six kept in a typed table (civil ... visit) the table's columns as
+ * offsets into the Record, so one generic statement stores any of them. */
 #define _POSIX_C_SOURCE 200809L
 #include "feeds.h"
 
 #include <sodium.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "lv_buf.h"
 #include "lv_err.h"
 #include "lv_idnum.h"
 #include "lv_money.h"
+#include "lv_pg.h"
 #include "lv_region.h"
 #include "lv_time.h"
+
+#define MAX_TEXT 200  /* bytes of a name, a type, an id */
+#define MAX_NOTE 2000 /* bytes of a description or a note */
+#define ARR_MAX ((size_t)256 << 20)
+
+/* ---- columns ------------------------------------------------------------ */
 
 enum { R_HOUSEHOLD, R_REGION, R_TYPE, R_EXIT, R_ID, R_NAME, R_REL, R_DIS, R_CHRONIC, R_LABOUR,
        R_PHONE, R_INCOME, R_NCOLS };
@@ -40,22 +52,192 @@ static const lv_csv_col_t medical_cols[M_NCOLS] = {
     [M_SELF] = {"self_paid", "个人自付", true},
 };
 
+enum { C_RECORD, C_ID, C_NAME, C_DATE, C_KIND, C_AMOUNT, C_DIS, C_NCOLS };
+static const lv_csv_col_t civil_cols[C_NCOLS] = {
+    [C_RECORD] = {"record_id", "记录编号", true},
+    [C_ID] = {"id_number", "身份证号", true},
+    [C_NAME] = {"name", "姓名", true},
+    [C_DATE] = {"event_date", "日期", true},
+    [C_KIND] = {"kind", "类别", true},
+    [C_AMOUNT] = {"amount", "金额", false},
+    [C_DIS] = {"disability_grade", "残疾等级", false},
+};
+
+enum { D_RECORD, D_ID, D_DATE, D_TYPE, D_LOSS, D_HOUSE, D_NCOLS };
+static const lv_csv_col_t disaster_cols[D_NCOLS] = {
+    [D_RECORD] = {"record_id", "记录编号", true},
+    [D_ID] = {"id_number", "户主身份证号|身份证号", true},
+    [D_DATE] = {"event_date", "日期|灾害日期", true},
+    [D_TYPE] = {"disaster_type", "灾害类型", true},
+    [D_LOSS] = {"loss_amount", "损失金额", true},
+    [D_HOUSE] = {"house_damage", "房屋损毁", false},
+};
+
+enum { E_RECORD, E_ID, E_NAME, E_DATE, E_STAGE, E_COST, E_AID, E_SCHOOL, E_NCOLS };
+static const lv_csv_col_t education_cols[E_NCOLS] = {
+    [E_RECORD] = {"record_id", "记录编号", true},
+    [E_ID] = {"id_number", "学生身份证号|身份证号", true},
+    [E_NAME] = {"name", "姓名|学生姓名", true},
+    [E_DATE] = {"event_date", "日期", true},
+    [E_STAGE] = {"stage", "学段", true},
+    [E_COST] = {"cost", "应缴费用", true},
+    [E_AID] = {"aid", "已获资助", false},
+    [E_SCHOOL] = {"school", "学校", false},
+};
+
+enum { I_RECORD, I_ID, I_PERIOD, I_AMOUNT, I_KIND, I_NCOLS };
+static const lv_csv_col_t income_cols[I_NCOLS] = {
+    [I_RECORD] = {"record_id", "记录编号", true},
+    [I_ID] = {"id_number", "身份证号", true},
+    [I_PERIOD] = {"period", "所属期|收入月份", true},
+    [I_AMOUNT] = {"amount", "收入|收入金额", true},
+    [I_KIND] = {"kind", "收入类型|类别", false},
+};
+
+enum { S_RECORD, S_ID, S_NAME, S_DATE, S_REASON, S_AMOUNT, S_DESC, S_NCOLS };
+static const lv_csv_col_t declaration_cols[S_NCOLS] = {
+    [S_RECORD] = {"record_id", "记录编号|申报编号", true},
+    [S_ID] = {"id_number", "身份证号", true},
+    [S_NAME] = {"name", "姓名", true},
+    [S_DATE] = {"event_date", "日期|申报日期", true},
+    [S_REASON] = {"reason", "风险类型", true},
+    [S_AMOUNT] = {"amount", "金额", false},
+    [S_DESC] = {"description", "情况说明", false},
+};
+
+enum { V_RECORD, V_HOUSEHOLD, V_DATE, V_VISITOR, V_RISK, V_ESTIMATE, V_NOTE, V_NCOLS };
+static const lv_csv_col_t visit_cols[V_NCOLS] = {
+    [V_RECORD] = {"record_id", "记录编号|走访编号", true},
+    [V_HOUSEHOLD] = {"household_id", "户编号", true},
+    [V_DATE] = {"visit_date", "走访日期", true},
+    [V_VISITOR] = {"visitor", "走访人", true},
+    [V_RISK] = {"risk_factor", "风险类型", false},
+    [V_ESTIMATE] = {"income_estimate", "家庭年纯收入估算", false},
+    [V_NOTE] = {"note", "备注", false},
+};
+
+/* ---- typed tables ------------------------------------------------------- */
+
+typedef enum {
+    T_TEXT,     /* char * */
+    T_OPT_TEXT, /* char *, "" stored as NULL */
+    T_I64,      /* int64_t */
+    T_OPT_I64,  /* int64_t, negative stored as NULL */
+    T_OPT_I32,  /* int32_t, negative stored as NULL */
+    T_MONTH,    /* char * "YYYY-MM", stored as the month's first day */
+} ftype_t;
+
+typedef struct {
+    const char *column;
+    ftype_t type;
+    size_t offset; /* into Levee__Record */
+} tcol_t;
+
+#define F(col, type, field) {col, type, offsetof(Levee__Record, field)}
+#define TCOLS_MAX 10
+
+static const tcol_t civil_t[] = {
+    F("record_id", T_TEXT, record_id),   F("id_number", T_TEXT, id_number),
+    F("name", T_TEXT, name),             F("event_ms", T_I64, event_ms),
+    F("kind", T_TEXT, kind),             F("amount_fen", T_OPT_I64, amount_fen),
+    F("disability_grade", T_OPT_I32, disability_grade),
+};
+static const tcol_t disaster_t[] = {
+    F("record_id", T_TEXT, record_id),         F("id_number", T_TEXT, id_number),
+    F("event_ms", T_I64, event_ms),            F("disaster_type", T_TEXT, disaster_type),
+    F("loss_amount_fen", T_I64, loss_amount_fen), F("house_damage", T_OPT_TEXT, house_damage),
+};
+static const tcol_t education_t[] = {
+    F("record_id", T_TEXT, record_id), F("id_number", T_TEXT, id_number),
+    F("name", T_TEXT, name),           F("event_ms", T_I64, event_ms),
+    F("stage", T_TEXT, stage),         F("cost_fen", T_I64, cost_fen),
+    F("aid_fen", T_OPT_I64, aid_fen),  F("school", T_OPT_TEXT, school),
+};
+static const tcol_t income_t[] = {
+    F("record_id", T_TEXT, record_id), F("id_number", T_TEXT, id_number),
+    F("period", T_MONTH, period),      F("event_ms", T_I64, event_ms),
+    F("amount_fen", T_I64, amount_fen), F("kind", T_OPT_TEXT, kind),
+};
+static const tcol_t declaration_t[] = {
+    F("record_id", T_TEXT, record_id),    F("id_number", T_TEXT, id_number),
+    F("name", T_TEXT, name),              F("event_ms", T_I64, event_ms),
+    F("reason", T_TEXT, risk_factor),     F("amount_fen", T_OPT_I64, amount_fen),
+    F("description", T_OPT_TEXT, description),
+};
+static const tcol_t visit_t[] = {
+    F("record_id", T_TEXT, record_id),        F("household_id", T_TEXT, household_id),
+    F("event_ms", T_I64, event_ms),           F("visitor", T_TEXT, visitor),
+    F("risk_factor", T_OPT_TEXT, risk_factor),
+    F("income_estimate_fen", T_OPT_I64, income_estimate_fen), F("note", T_OPT_TEXT, description),
+};
+
+/* ---- the feeds ---------------------------------------------------------- */
+
+typedef struct parse parse_t;
+typedef int (*parse_fn)(parse_t *p, ing_row_t *row);
+
+struct ing_feed {
+    const char *source;
+    const lv_csv_col_t *cols;
+    size_t ncols;
+    parse_fn parse;
+    const char *table; /* the typed table, or NULL */
+    const tcol_t *tcols;
+    size_t ntcols;
+    bool by_household;
+};
+
+static int parse_registry(parse_t *p, ing_row_t *row);
+static int parse_medical(parse_t *p, ing_row_t *row);
+static int parse_civil(parse_t *p, ing_row_t *row);
+static int parse_disaster(parse_t *p, ing_row_t *row);
+static int parse_education(parse_t *p, ing_row_t *row);
+static int parse_income(parse_t *p, ing_row_t *row);
+static int parse_declaration(parse_t *p, ing_row_t *row);
+static int parse_visit(parse_t *p, ing_row_t *row);
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 static const ing_feed_t feeds[] = {
-    {"registry", registry_cols, R_NCOLS},
-    {"medical", medical_cols, M_NCOLS},
+    {"registry", registry_cols, R_NCOLS, parse_registry, NULL, NULL, 0, false},
+    {"medical", medical_cols, M_NCOLS, parse_medical, NULL, NULL, 0, false},
+    {"civil", civil_cols, C_NCOLS, parse_civil, "civil_record", civil_t, N(civil_t), false},
+    {"disaster", disaster_cols, D_NCOLS, parse_disaster, "disaster_record", disaster_t,
+     N(disaster_t), false},
+    {"education", education_cols, E_NCOLS, parse_education, "education_record", education_t,
+     N(education_t), false},
+    {"income", income_cols, I_NCOLS, parse_income, "income_record", income_t, N(income_t), false},
+    {"declaration", declaration_cols, S_NCOLS, parse_declaration, "declaration_record",
+     declaration_t, N(declaration_t), false},
+    {"visit", visit_cols, V_NCOLS, parse_visit, "visit_record", visit_t, N(visit_t), true},
 };
 
 const ing_feed_t *ing_feed_find(const char *source)
 {
-    for (size_t i = 0; i < sizeof feeds / sizeof feeds[0]; i++)
+    for (size_t i = 0; i < N(feeds); i++)
         if (!strcmp(feeds[i].source, source))
             return &feeds[i];
     return NULL;
 }
 
-#define MAX_TEXT 200
+const char *ing_feed_source(const ing_feed_t *feed)
+{
+    return feed->source;
+}
 
-typedef struct {
+const lv_csv_col_t *ing_feed_cols(const ing_feed_t *feed, size_t *ncols)
+{
+    *ncols = feed->ncols;
+    return feed->cols;
+}
+
+bool ing_feed_by_household(const ing_feed_t *feed)
+{
+    return feed->by_household;
+}
+
+/* ---- field parsers ------------------------------------------------------ */
+
+struct parse {
     const ing_feed_t *feed;
     const lv_csv_t *csv;
     const int *map;
@@ -63,7 +245,9 @@ typedef struct {
     const char **column;
     char *reason;
     size_t reasonlen;
-} parse_t;
+};
+
+static const char *const MISSING = "必填项为空 (required value missing)";
 
 static int bad(parse_t *p, int col, const char *why)
 {
@@ -89,13 +273,13 @@ static const char *field(parse_t *p, int col, size_t *len)
     return s;
 }
 
-static int text(parse_t *p, int col, char **out)
+static int text_max(parse_t *p, int col, size_t max, char **out)
 {
     size_t len;
     const char *s = field(p, col, &len);
     if (!len && p->feed->cols[col].required)
-        return bad(p, col, "必填项为空 (required value missing)");
-    if (len > MAX_TEXT)
+        return bad(p, col, MISSING);
+    if (len > max)
         return bad(p, col, "内容过长 (value too long)");
     char *d = lv_arena_alloc(p->arena, len + 1);
     if (!d)
@@ -106,13 +290,18 @@ static int text(parse_t *p, int col, char **out)
     return 0;
 }
 
+static int text(parse_t *p, int col, char **out)
+{
+    return text_max(p, col, MAX_TEXT, out);
+}
+
 static int money(parse_t *p, int col, int64_t *fen)
 {
     size_t len;
     const char *s = field(p, col, &len);
     if (!len) {
         if (p->feed->cols[col].required)
-            return bad(p, col, "必填项为空 (required value missing)");
+            return bad(p, col, MISSING);
         *fen = -1;
         return 0;
     }
@@ -122,12 +311,24 @@ static int money(parse_t *p, int col, int64_t *fen)
     return 0;
 }
 
+static int date(parse_t *p, int col, int64_t *ms)
+{
+    size_t len;
+    const char *s = field(p, col, &len);
+    const char *why;
+    if (!len)
+        return bad(p, col, MISSING);
+    if (lv_date_parse(s, len, ms, &why))
+        return bad(p, col, why);
+    return 0;
+}
+
 static int idnum(parse_t *p, int col, Levee__Record *r)
 {
     size_t len;
     const char *s = field(p, col, &len);
     if (!len)
-        return bad(p, col, "必填项为空 (required value missing)");
+        return bad(p, col, MISSING);
     lv_idnum_t id;
     const char *why;
     if (lv_idnum_parse(s, len, &id, &why))
@@ -164,6 +365,82 @@ static bool is(const char *s, size_t len, const char *word)
     return len == strlen(word) && !memcmp(s, word, len);
 }
 
+/* A value from a fixed list (the list ends with NULL); an empty optional
+ * value is "". why names the allowed values. */
+static int one_of(parse_t *p, int col, const char *const *allowed, const char *why, char **out)
+{
+    size_t len;
+    const char *s = field(p, col, &len);
+    if (!len) {
+        if (p->feed->cols[col].required)
+            return bad(p, col, MISSING);
+        *out = (char *)"";
+        return 0;
+    }
+    for (size_t i = 0; allowed[i]; i++) {
+        if (is(s, len, allowed[i])) {
+            *out = (char *)allowed[i];
+            return 0;
+        }
+    }
+    return bad(p, col, why);
+}
+
+static const char *const RISK_TYPES[] = {"因病", "因残", "因学", "因灾", "因意外事故",
+                                         "因务工就业不稳", "因产业项目失败", "大额刚性支出",
+                                         "其他", NULL};
+static const char *const RISK_WHY =
+    "风险类型应为 因病、因残、因学、因灾、因意外事故、因务工就业不稳、因产业项目失败、"
+    "大额刚性支出 或 其他 (not a risk type of SPEC.md)";
+
+/* The disability grade: 0-4, or 一级..四级 / 无 as the 残联 writes it. */
+static int disability(parse_t *p, int col, int dflt, int *out)
+{
+    static const char *const words[] = {"无", "一级", "二级", "三级", "四级"};
+    size_t len;
+    const char *s = field(p, col, &len);
+    for (int i = 0; i < 5; i++) {
+        if (len && is(s, len, words[i])) {
+            *out = i;
+            return 0;
+        }
+    }
+    return small_int(p, col, 0, 4, dflt, out);
+}
+
+/* An income period: YYYY-MM (also YYYY/MM and YYYYMM): the month's first day
+ * must be a date lv_date_parse accepts. */
+static int month(parse_t *p, int col, Levee__Record *r)
+{
+    size_t len;
+    const char *s = field(p, col, &len);
+    if (!len)
+        return bad(p, col, MISSING);
+    char day[16];
+    const char *why;
+    bool sep = len == 7 && (s[4] == '-' || s[4] == '/');
+    if (!sep && len != 6)
+        return bad(p, col, "所属期格式错误 (bad period: want YYYY-MM)");
+    snprintf(day, sizeof day, "%.*s%s", (int)len, s, sep ? (s[4] == '-' ? "-01" : "/01") : "01");
+    if (lv_date_parse(day, strlen(day), &r->event_ms, &why))
+        return bad(p, col, "所属期不存在或格式错误 (bad period: want YYYY-MM)");
+    r->period = lv_arena_alloc(p->arena, 8);
+    if (!r->period)
+        return LV_ENOMEM;
+    snprintf(r->period, 8, "%.4s-%.2s", day, day + (sep ? 5 : 4));
+    return 0;
+}
+
+/* A feed keyed by a person lives in the county of the person's ID number
+ * until matching knows the person's household. */
+static void person_county(ing_row_t *row)
+{
+    memcpy(row->county, row->rec.id_number, 6);
+    row->county[6] = '\0';
+}
+
+/* ---- registry and medical ----------------------------------------------- */
+
 static int parse_registry(parse_t *p, ing_row_t *row)
 {
     Levee__Record *r = &row->rec;
@@ -175,7 +452,7 @@ static int parse_registry(parse_t *p, ing_row_t *row)
     char region[13];
     const char *why;
     if (!len)
-        return bad(p, R_REGION, "必填项为空 (required value missing)");
+        return bad(p, R_REGION, MISSING);
     if (lv_region_parse(s, len, region, &why))
         return bad(p, R_REGION, why);
     r->region_code = lv_arena_alloc(p->arena, 13);
@@ -195,7 +472,7 @@ static int parse_registry(parse_t *p, ing_row_t *row)
     if ((e = idnum(p, R_ID, r)) || (e = text(p, R_NAME, &r->name)) || (e = text(p, R_REL, &r->relation)))
         return e;
     int dis;
-    if ((e = small_int(p, R_DIS, 0, 4, 0, &dis)))
+    if ((e = disability(p, R_DIS, 0, &dis)))
         return e;
     r->disability_grade = dis;
     s = field(p, R_CHRONIC, &len);
@@ -238,15 +515,8 @@ static int parse_medical(parse_t *p, ing_row_t *row)
     Levee__Record *r = &row->rec;
     int e;
     if ((e = text(p, M_RECORD, &r->record_id)) || (e = idnum(p, M_ID, r)) ||
-        (e = text(p, M_NAME, &r->name)))
+        (e = text(p, M_NAME, &r->name)) || (e = date(p, M_DATE, &r->event_ms)))
         return e;
-    size_t len;
-    const char *s = field(p, M_DATE, &len);
-    const char *why;
-    if (!len)
-        return bad(p, M_DATE, "必填项为空 (required value missing)");
-    if (lv_date_parse(s, len, &r->event_ms, &why))
-        return bad(p, M_DATE, why);
     if ((e = money(p, M_TOTAL, &r->total_cost_fen)) ||
         (e = money(p, M_COMPLIANT, &r->compliant_cost_fen)) ||
         (e = money(p, M_REIMB, &r->reimbursed_fen)) || (e = money(p, M_SELF, &r->self_paid_fen)))
@@ -257,10 +527,109 @@ static int parse_medical(parse_t *p, ing_row_t *row)
         return bad(p, M_REIMB, "报销金额大于总费用 (reimbursed above total cost)");
     if (r->self_paid_fen > r->total_cost_fen)
         return bad(p, M_SELF, "个人自付大于总费用 (self-paid above total cost)");
-    memcpy(row->county, r->id_number, 6);
-    row->county[6] = '\0';
-    row->rev[0] = '\0';
+    person_county(row);
     row->amount_fen = r->self_paid_fen;
+    return 0;
+}
+
+/* ---- the other six ------------------------------------------------------- */
+
+static int parse_civil(parse_t *p, ing_row_t *row)
+{
+    static const char *const kinds[] = {"低保", "特困", "临时救助", "残疾认定", NULL};
+    Levee__Record *r = &row->rec;
+    int e, dis;
+    if ((e = text(p, C_RECORD, &r->record_id)) || (e = idnum(p, C_ID, r)) ||
+        (e = text(p, C_NAME, &r->name)) || (e = date(p, C_DATE, &r->event_ms)) ||
+        (e = one_of(p, C_KIND, kinds,
+                    "类别应为 低保、特困、临时救助 或 残疾认定 (must be 低保, 特困, 临时救助 or 残疾认定)",
+                    &r->kind)) ||
+        (e = money(p, C_AMOUNT, &r->amount_fen)) || (e = disability(p, C_DIS, -1, &dis)))
+        return e;
+    r->disability_grade = dis;
+    person_county(row);
+    row->amount_fen = r->amount_fen;
+    return 0;
+}
+
+static int parse_disaster(parse_t *p, ing_row_t *row)
+{
+    static const char *const damage[] = {"无", "轻微", "严重", "倒塌", NULL};
+    Levee__Record *r = &row->rec;
+    int e;
+    if ((e = text(p, D_RECORD, &r->record_id)) || (e = idnum(p, D_ID, r)) ||
+        (e = date(p, D_DATE, &r->event_ms)) || (e = text(p, D_TYPE, &r->disaster_type)) ||
+        (e = money(p, D_LOSS, &r->loss_amount_fen)) ||
+        (e = one_of(p, D_HOUSE, damage,
+                    "房屋损毁应为 无、轻微、严重 或 倒塌 (must be 无, 轻微, 严重 or 倒塌)",
+                    &r->house_damage)))
+        return e;
+    person_county(row);
+    row->amount_fen = r->loss_amount_fen;
+    return 0;
+}
+
+static int parse_education(parse_t *p, ing_row_t *row)
+{
+    Levee__Record *r = &row->rec;
+    int e;
+    if ((e = text(p, E_RECORD, &r->record_id)) || (e = idnum(p, E_ID, r)) ||
+        (e = text(p, E_NAME, &r->name)) || (e = date(p, E_DATE, &r->event_ms)) ||
+        (e = text(p, E_STAGE, &r->stage)) || (e = money(p, E_COST, &r->cost_fen)) ||
+        (e = money(p, E_AID, &r->aid_fen)) || (e = text(p, E_SCHOOL, &r->school)))
+        return e;
+    person_county(row);
+    /* What the family pays: cost less aid, never below 0. */
+    int64_t net = r->cost_fen - (r->aid_fen > 0 ? r->aid_fen : 0);
+    row->amount_fen = net > 0 ? net : 0;
+    return 0;
+}
+
+static int parse_income(parse_t *p, ing_row_t *row)
+{
+    static const char *const kinds[] = {"工资性", "经营性", "财产性", "转移性", NULL};
+    Levee__Record *r = &row->rec;
+    int e;
+    if ((e = text(p, I_RECORD, &r->record_id)) || (e = idnum(p, I_ID, r)) ||
+        (e = month(p, I_PERIOD, r)) || (e = money(p, I_AMOUNT, &r->amount_fen)) ||
+        (e = one_of(p, I_KIND, kinds,
+                    "收入类型应为 工资性、经营性、财产性 或 转移性 (must be 工资性, 经营性, "
+                    "财产性 or 转移性)",
+                    &r->kind)))
+        return e;
+    person_county(row);
+    row->amount_fen = r->amount_fen;
+    return 0;
+}
+
+static int parse_declaration(parse_t *p, ing_row_t *row)
+{
+    Levee__Record *r = &row->rec;
+    int e;
+    if ((e = text(p, S_RECORD, &r->record_id)) || (e = idnum(p, S_ID, r)) ||
+        (e = text(p, S_NAME, &r->name)) || (e = date(p, S_DATE, &r->event_ms)) ||
+        (e = one_of(p, S_REASON, RISK_TYPES, RISK_WHY, &r->risk_factor)) ||
+        (e = money(p, S_AMOUNT, &r->amount_fen)) ||
+        (e = text_max(p, S_DESC, MAX_NOTE, &r->description)))
+        return e;
+    person_county(row);
+    row->amount_fen = r->amount_fen;
+    return 0;
+}
+
+static int parse_visit(parse_t *p, ing_row_t *row)
+{
+    Levee__Record *r = &row->rec;
+    int e;
+    if ((e = text(p, V_RECORD, &r->record_id)) || (e = text(p, V_HOUSEHOLD, &r->household_id)) ||
+        (e = date(p, V_DATE, &r->event_ms)) || (e = text(p, V_VISITOR, &r->visitor)) ||
+        (e = one_of(p, V_RISK, RISK_TYPES, RISK_WHY, &r->risk_factor)) ||
+        (e = money(p, V_ESTIMATE, &r->income_estimate_fen)) ||
+        (e = text_max(p, V_NOTE, MAX_NOTE, &r->description)))
+        return e;
+    /* The household's county is looked up by the caller, per batch. */
+    snprintf(row->county, sizeof row->county, "000000");
+    row->amount_fen = r->income_estimate_fen;
     return 0;
 }
 
@@ -271,10 +640,112 @@ int ing_feed_parse(const ing_feed_t *feed, const lv_csv_t *csv, const int *map, 
     levee__record__init(&row->rec);
     row->rec.annual_net_income_fen = -1;
     row->rec.compliant_cost_fen = -1;
+    row->rec.amount_fen = -1;
+    row->rec.aid_fen = -1;
+    row->rec.income_estimate_fen = -1;
     row->rec.source = (char *)feed->source;
     row->rec.row_no = lv_csv_row(csv);
     row->rec.read_ms = lv_now_ms();
-    if (!strcmp(feed->source, "registry"))
-        return parse_registry(&p, row);
-    return parse_medical(&p, row);
+    row->rev[0] = '\0';
+    return feed->parse(&p, row);
+}
+
+/* ---- storing the typed rows ----------------------------------------------- */
+
+static const char *pg_type(ftype_t t)
+{
+    switch (t) {
+    case T_I64:
+    case T_OPT_I64: return "bigint";
+    case T_OPT_I32: return "int";
+    case T_MONTH: return "date";
+    default: return "text";
+    }
+}
+
+static void put_value(lv_buf_t *b, const tcol_t *c, const Levee__Record *r)
+{
+    const char *base = (const char *)r + c->offset;
+    switch (c->type) {
+    case T_TEXT:
+    case T_OPT_TEXT: {
+        const char *s = *(char *const *)(const void *)base;
+        if (!s || (!*s && c->type == T_OPT_TEXT))
+            lv_arr_null(b);
+        else
+            lv_arr_text(b, s, strlen(s));
+        break;
+    }
+    case T_MONTH: {
+        char d[16];
+        snprintf(d, sizeof d, "%.7s-01", *(char *const *)(const void *)base);
+        lv_arr_text(b, d, strlen(d));
+        break;
+    }
+    case T_I64:
+        lv_arr_int(b, *(const int64_t *)(const void *)base);
+        break;
+    case T_OPT_I64: {
+        int64_t v = *(const int64_t *)(const void *)base;
+        if (v < 0)
+            lv_arr_null(b);
+        else
+            lv_arr_int(b, v);
+        break;
+    }
+    case T_OPT_I32: {
+        int32_t v = *(const int32_t *)(const void *)base;
+        if (v < 0)
+            lv_arr_null(b);
+        else
+            lv_arr_int(b, v);
+        break;
+    }
+    }
+}
+
+int ing_feed_store(const ing_feed_t *feed, PGconn *pg, ing_row_t *const *rows, size_t n)
+{
+    if (!feed->table || n == 0)
+        return 0;
+    /* INSERT INTO t (county, c1..cn) SELECT * FROM unnest($1::text[], $2::type[] ...) */
+    lv_buf_t sql, names, arrays;
+    lv_buf_init(&sql, 4096);
+    lv_buf_init(&names, 1024);
+    lv_buf_init(&arrays, 1024);
+    lv_buf_puts(&names, "county");
+    lv_buf_puts(&arrays, "$1::text[]");
+    for (size_t i = 0; i < feed->ntcols; i++) {
+        lv_buf_printf(&names, ", %s", feed->tcols[i].column);
+        lv_buf_printf(&arrays, ", $%zu::%s[]", i + 2, pg_type(feed->tcols[i].type));
+    }
+    lv_buf_printf(&sql, "INSERT INTO %s (%s) SELECT * FROM unnest(%s) ON CONFLICT DO NOTHING",
+                  feed->table, lv_buf_str(&names), lv_buf_str(&arrays));
+
+    lv_buf_t cols[TCOLS_MAX + 1];
+    size_t ncols = feed->ntcols + 1;
+    for (size_t c = 0; c < ncols; c++) {
+        lv_buf_init(&cols[c], ARR_MAX);
+        lv_arr_begin(&cols[c]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ing_row_t *row = rows[i];
+        lv_arr_text(&cols[0], row->county, strlen(row->county));
+        for (size_t c = 0; c < feed->ntcols; c++)
+            put_value(&cols[c + 1], &feed->tcols[c], &row->rec);
+    }
+    const char *params[TCOLS_MAX + 1];
+    bool ok = !sql.failed && !names.failed && !arrays.failed;
+    for (size_t c = 0; c < ncols; c++) {
+        lv_arr_end(&cols[c]);
+        ok = ok && !cols[c].failed;
+        params[c] = lv_buf_str(&cols[c]);
+    }
+    int e = ok ? lv_pg_cmd(pg, lv_buf_str(&sql), (int)ncols, params) : LV_ENOMEM;
+    for (size_t c = 0; c < ncols; c++)
+        lv_buf_free(&cols[c]);
+    lv_buf_free(&sql);
+    lv_buf_free(&names);
+    lv_buf_free(&arrays);
+    return e;
 }

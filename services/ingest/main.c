@@ -19,6 +19,10 @@
 #include "lv_service.h"
 #include "lv_time.h"
 
+/* Bytes looked at to tell GB18030 from UTF-8 when the import does not say. */
+#define DETECT_BYTES (1 << 20)
+#define ARR_MAX ((size_t)256 << 20)
+
 typedef struct {
     lv_service_t *svc;
     const lv_cfg_t *cfg;
@@ -32,6 +36,7 @@ typedef struct {
     int map[ING_MAX_COLS];
     int64_t rows_done, batch_no, batch_consumed;
     bool eof;
+    bool decoded; /* the file is GB18030, read through the decoder */
     /* the batch being built */
     ing_row_t *rows;
     size_t nrows, cap;
@@ -42,36 +47,6 @@ typedef struct {
 
 /* ---- small text helpers ---------------------------------------------- */
 
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t k;
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0 && c >= 0xC2)
-            k = 1;
-        else if ((c & 0xF0) == 0xE0)
-            k = 2;
-        else if ((c & 0xF8) == 0xF0 && c <= 0xF4)
-            k = 3;
-        else
-            return false;
-        if (n - i <= k)
-            return false;
-        for (size_t j = 1; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 /* Raw text kept for a reject: invalid bytes become '?', so Postgres takes it. */
 static void put_sanitized(lv_buf_t *b, const char *s, size_t n)
 {
@@ -80,7 +55,7 @@ static void put_sanitized(lv_buf_t *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
             k = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-            if (i + k > n || !utf8_valid((const unsigned char *)s + i, k)) {
+            if (i + k > n || !lv_csv_utf8_valid(s + i, k)) {
                 lv_buf_put(b, "?", 1);
                 i++;
                 continue;
@@ -148,6 +123,30 @@ static void fail_import(ing_t *g, int64_t import_id, const char *why)
     close_import(g);
 }
 
+/* The file's encoding: the import's own, or detected from the first bytes
+ * and recorded, so a resumed import reads the file the same way. */
+static int import_encoding(ing_t *g, int64_t id, const char *given, char out[16])
+{
+    if (*given) {
+        snprintf(out, 16, "%s", given);
+        return 0;
+    }
+    char *buf = malloc(DETECT_BYTES);
+    if (!buf)
+        return LV_ENOMEM;
+    size_t n = fread(buf, 1, DETECT_BYTES, g->fp);
+    bool complete = n < DETECT_BYTES && feof(g->fp);
+    snprintf(out, 16, "%s", lv_csv_detect_encoding(buf, n, complete));
+    free(buf);
+    if (ferror(g->fp) || fseek(g->fp, 0, SEEK_SET) != 0)
+        return LV_EIO;
+    char ids[24];
+    snprintf(ids, sizeof ids, "%lld", (long long)id);
+    const char *p[2] = {ids, out};
+    return lv_pg_cmd(lv_service_pg(g->svc), "UPDATE import SET encoding = $2 WHERE import_id = $1",
+                     2, p);
+}
+
 /* Claims the oldest queued import, or resumes one this worker left running. */
 static int claim(ing_t *g)
 {
@@ -160,7 +159,7 @@ static int claim(ing_t *g)
                         "UPDATE import SET status = 'running', started_ms = coalesce(started_ms, $1) "
                         "WHERE import_id = (SELECT import_id FROM import WHERE status IN "
                         "('queued', 'running') ORDER BY import_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                        "RETURNING import_id, source, path, rows_done, batches",
+                        "RETURNING import_id, source, path, rows_done, batches, coalesce(encoding, '')",
                         1, p);
     if (e)
         return e;
@@ -169,9 +168,10 @@ static int claim(ing_t *g)
         return LV_ENOTFOUND;
     }
     int64_t id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    char source[32], path[1024];
+    char source[32], path[1024], given[16], encoding[16];
     snprintf(source, sizeof source, "%s", PQgetvalue(res, 0, 1));
     snprintf(path, sizeof path, "%s", PQgetvalue(res, 0, 2));
+    snprintf(given, sizeof given, "%s", PQgetvalue(res, 0, 5));
     g->rows_done = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     g->batch_no = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
     PQclear(res);
@@ -190,13 +190,33 @@ static int claim(ing_t *g)
         return 0;
     }
     if (st.st_size > g->cfg->max_file_bytes) {
-        fail_import(g, id, "文件超过大小上限 (file over LEVEE_MAX_FILE_BYTES)");
+        char why[256];
+        snprintf(why, sizeof why,
+                 "文件超过大小上限 (file of %lld bytes over LEVEE_MAX_FILE_BYTES = %lld)",
+                 (long long)st.st_size, (long long)g->cfg->max_file_bytes);
+        fail_import(g, id, why);
         return 0;
+    }
+    e = import_encoding(g, id, given, encoding);
+    if (e == LV_EIO) {
+        fail_import(g, id, "读取文件出错 (read error)");
+        return 0;
+    }
+    if (e) {
+        close_import(g); /* still 'running': claimed again on a later turn */
+        return e;
     }
     lv_csv_limits_t lim = {g->cfg->max_record_bytes, g->cfg->max_fields};
     g->csv = lv_csv_new(g->fp, &lim);
+    g->decoded = !strcmp(encoding, "gb18030");
+    if (g->csv && g->decoded && lv_csv_set_encoding(g->csv, "GB18030")) {
+        fail_import(g, id, "无法解码 GB18030 (GB18030 decoder unavailable)");
+        return 0;
+    }
     char err[256];
-    if (!g->csv || lv_csv_read_header(g->csv, g->feed->cols, g->feed->ncols, g->map, err, sizeof err)) {
+    size_t ncols;
+    const lv_csv_col_t *cols = ing_feed_cols(g->feed, &ncols);
+    if (!g->csv || lv_csv_read_header(g->csv, cols, ncols, g->map, err, sizeof err)) {
         fail_import(g, id, g->csv ? err : "out of memory");
         return 0;
     }
@@ -212,7 +232,8 @@ static int claim(ing_t *g)
             return 0;
         }
     }
-    lv_info("import %lld (%s) started at row %lld", (long long)id, source, (long long)g->rows_done);
+    lv_info("import %lld (%s, %s) started at row %lld", (long long)id, source, encoding,
+            (long long)g->rows_done);
     return 0;
 }
 
@@ -255,8 +276,12 @@ static int read_batch(ing_t *g)
         size_t rawlen;
         const char *raw = lv_csv_raw(g->csv, &rawlen);
         if (r == LV_ELIMIT) {
+            /* The raw text is kept up to the record limit. */
+            bool long_row = rawlen >= g->cfg->max_record_bytes;
             add_reject(g, lv_csv_row(g->csv), "(row)",
-                       "记录超过长度或列数上限 (record over the length or field limit)", "", 0);
+                       long_row ? "记录超过长度上限 (record over LEVEE_MAX_RECORD_BYTES)"
+                                : "字段数超过上限 (more fields than LEVEE_MAX_FIELDS)",
+                       raw, rawlen);
             continue;
         }
         if (r == LV_EINVAL) {
@@ -265,9 +290,12 @@ static int read_batch(ing_t *g)
             g->eof = true;
             break;
         }
-        if (!utf8_valid((const unsigned char *)raw, rawlen)) {
+        if (!lv_csv_utf8_valid(raw, rawlen)) {
             add_reject(g, lv_csv_row(g->csv), "(row)",
-                       "不是有效的 UTF-8 编码 (not valid UTF-8)", raw, rawlen);
+                       g->decoded ? "不是有效的 GB18030 编码 (not valid GB18030)"
+                                  : "不是有效的 UTF-8 编码 (not valid UTF-8; GB18030 files: "
+                                    "encoding=gb18030)",
+                       raw, rawlen);
             continue;
         }
         if (g->nrows == g->cap) {
@@ -373,6 +401,39 @@ static void dedup_key(const ing_row_t *r, char *out, size_t n)
     snprintf(out, n, "lv:dd:{%s}:%s:%s:%s", r->county, r->rec.source, r->rec.record_id, r->rev);
 }
 
+/* A visit names a household, not a person: its county is the household's
+ * when the registry knows it (one query per batch), else it stays 000000. */
+static int household_counties(ing_t *g, PGconn *pg)
+{
+    lv_buf_t ids;
+    lv_buf_init(&ids, ARR_MAX);
+    lv_arr_begin(&ids);
+    for (size_t i = 0; i < g->nrows; i++)
+        lv_arr_text(&ids, g->rows[i].rec.household_id, strlen(g->rows[i].rec.household_id));
+    lv_arr_end(&ids);
+    if (ids.failed) {
+        lv_buf_free(&ids);
+        return LV_ENOMEM;
+    }
+    const char *p[1] = {lv_buf_str(&ids)};
+    PGresult *res;
+    int e = lv_pg_query(pg, &res,
+                        "SELECT x.ord, h.county FROM unnest($1::text[]) WITH ORDINALITY "
+                        "AS x(hid, ord) JOIN household h ON h.household_id = x.hid",
+                        1, p);
+    lv_buf_free(&ids);
+    if (e)
+        return e;
+    for (int i = 0; i < PQntuples(res); i++) {
+        long long ord = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (ord >= 1 && (size_t)ord <= g->nrows)
+            snprintf(g->rows[ord - 1].county, sizeof g->rows[ord - 1].county, "%s",
+                     PQgetvalue(res, i, 1));
+    }
+    PQclear(res);
+    return 0;
+}
+
 static int commit_batch(ing_t *g)
 {
     PGconn *pg = lv_service_pg(g->svc);
@@ -382,8 +443,15 @@ static int commit_batch(ing_t *g)
     bool *seen = calloc(n ? n : 1, sizeof *seen);
     int64_t *inserted = calloc(n ? n : 1, sizeof *inserted);
     Levee__Record **out = calloc(n ? n : 1, sizeof *out);
-    if (!keys || !seen || !inserted || !out) {
+    ing_row_t **stored = calloc(n ? n : 1, sizeof *stored);
+    if (!keys || !seen || !inserted || !out || !stored) {
         e = LV_ENOMEM;
+        goto done;
+    }
+    if (n && ing_feed_by_household(g->feed) &&
+        (lv_pg_ensure(pg) || (e = household_counties(g, pg)))) {
+        if (!e)
+            e = LV_ETRANSIENT;
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
@@ -409,7 +477,11 @@ static int commit_batch(ing_t *g)
     }
     g->nrows = kept;
 
-    if (lv_pg_ensure(pg) || (e = lv_pg_begin(pg)))
+    if (lv_pg_ensure(pg)) {
+        e = LV_ETRANSIENT; /* never report a batch committed that was not */
+        goto done;
+    }
+    if ((e = lv_pg_begin(pg)))
         goto fail;
     if ((e = lv_pg_cmd(pg, "CREATE TEMP TABLE IF NOT EXISTS stage_record (LIKE record) "
                            "ON COMMIT DELETE ROWS", 0, NULL)))
@@ -442,9 +514,16 @@ static int commit_batch(ing_t *g)
             goto fail;
     }
     size_t nout = 0;
-    for (size_t i = 0; i < kept; i++)
-        if (contains(inserted, ninserted, g->rows[i].rec.row_no))
+    for (size_t i = 0; i < kept; i++) {
+        if (contains(inserted, ninserted, g->rows[i].rec.row_no)) {
+            stored[nout] = &g->rows[i];
             out[nout++] = &g->rows[i].rec;
+        }
+    }
+    /* The typed rows of exactly the records just inserted, so a record_id
+     * seen twice in a batch keeps the same row in both tables. */
+    if ((e = ing_feed_store(g->feed, pg, stored, nout)))
+        goto fail;
     if (nout) {
         Levee__RecordBatch batch = LEVEE__RECORD_BATCH__INIT;
         char msg_id[96];
@@ -452,7 +531,7 @@ static int commit_batch(ing_t *g)
                  (long long)g->batch_no + 1);
         batch.batch_id = msg_id;
         batch.import_id = g->import_id;
-        batch.source = (char *)g->feed->source;
+        batch.source = (char *)ing_feed_source(g->feed);
         batch.n_records = nout;
         batch.records = out;
         if ((e = lv_outbox_put(pg, "ingest", "matching", msg_id, "records", &batch.base)))
@@ -488,6 +567,7 @@ done:
     free(seen);
     free(inserted);
     free(out);
+    free(stored);
     return e;
 }
 

@@ -1,25 +1,59 @@
-/* levee-matching: consumes record batches from ingest, sends alerts to
- * dispatch. */
+/* levee-matching: consumes record batches from ingest and commands (the
+ * monthly sweep), sends alerts to dispatch and reminders to notify, and runs
+ * the sweep on its own once a month per county.
+ *
+ * LEVEE_SWEEP_CHECK_S (default 600, 0 = no timer): how often the timer looks
+ * for a county not yet swept; LEVEE_SWEEP_DAY (default 6, 1..28): the day of
+ * the month from which last month is swept (the feeds arrive by the 5th). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lv_service.h"
 #include "match.h"
+
+static int env_int(const char *name, long dflt, long lo, long hi, long *out)
+{
+    const char *v = getenv(name);
+    *out = dflt;
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || x < lo || x > hi) {
+        fprintf(stderr, "配置错误 (bad config): %s=%s, expected an integer in %ld..%ld\n", name, v,
+                lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
 
 int main(void)
 {
     mat_t m;
     memset(&m, 0, sizeof m);
     lv_cfg_t cfg;
+    long check_s, day;
     m.arena = lv_arena_new((size_t)4 << 20);
-    if (!m.arena || lv_cfg_load(&cfg))
+    if (!m.arena || lv_cfg_load(&cfg) || env_int("LEVEE_SWEEP_CHECK_S", 600, 0, 86400, &check_s) ||
+        env_int("LEVEE_SWEEP_DAY", 6, 1, 28, &day))
         return 1;
-    lv_service_opts_t opts = {
-        .name = "matching", .bind_endpoint = cfg.ep_matching, .handler = mat_handle, .ctx = &m};
+    m.sweep_check_ms = check_s * 1000;
+    m.sweep_day = (int)day;
+    lv_service_opts_t opts = {.name = "matching",
+                              .bind_endpoint = cfg.ep_matching,
+                              .handler = mat_handle,
+                              .ctx = &m,
+                              .tick = mat_tick};
     m.svc = lv_service_new(&opts);
     if (!m.svc)
         return 1;
-    if (lv_service_add_dest(m.svc, "dispatch", cfg.ep_dispatch))
+    if (lv_service_add_dest(m.svc, "dispatch", cfg.ep_dispatch) ||
+        lv_service_add_dest(m.svc, "notify", cfg.ep_notify))
         return 1;
     int rc = lv_service_run(m.svc);
     lv_service_destroy(&m.svc);

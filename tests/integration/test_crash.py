@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Crash test: kill -9 matching in the middle of a 200,000-row medical feed
 and restart it; kill -9 ingest mid-file and let it resume; re-run the whole
-import; kill -9 ledger and dispatch around approvals. The end state (records,
-households, cases, tasks, payouts, balances, inbox) must equal a clean run's
-exactly.
+import; the same for a 100,000-row education feed (a feed kept in a typed
+table by ingest); kill -9 ledger and dispatch around approvals. The end
+state (records, typed feed rows, households, cases, tasks, payouts,
+balances, inbox) must equal a clean run's exactly.
 
-Environment: LEVEE_CRASH_HOUSEHOLDS and LEVEE_CRASH_ROWS change the size
-(defaults 5000 and 200000).
+Environment: LEVEE_CRASH_HOUSEHOLDS, LEVEE_CRASH_ROWS and
+LEVEE_CRASH_FEED_ROWS change the size (defaults 5000, 200000 and 100000).
 """
 
 import os
@@ -20,6 +21,10 @@ from lvstack import ROOT, Stack, free_port_base, wait_for  # noqa: E402
 
 HOUSEHOLDS = int(os.environ.get("LEVEE_CRASH_HOUSEHOLDS", "5000"))
 ROWS = int(os.environ.get("LEVEE_CRASH_ROWS", "200000"))
+FEED_ROWS = int(os.environ.get("LEVEE_CRASH_FEED_ROWS", "100000"))
+# The monthly sweep's timer would run at a moment that differs between the
+# two runs: off here.
+os.environ["LEVEE_SWEEP_CHECK_S"] = "0"
 APPROVE = 6  # cases walked through to 县级审定 in both runs
 
 # Each query is a fingerprint of one part of the end state: a count and an
@@ -31,7 +36,13 @@ SNAPSHOT = {
     "medical_expense": "SELECT count(*), md5(coalesce(string_agg(record_id || '|' || household_id || '|' "
                        "|| self_paid_fen || '|' || compliant_self_fen, ',' ORDER BY record_id), '')) "
                        "FROM medical_expense",
+    "education": "SELECT count(*), md5(coalesce(string_agg(record_id || '|' || coalesce(household_id, '') || '|' "
+                 "|| county || '|' || cost_fen || '|' || coalesce(aid_fen, -1) || '|' || coalesce(school, ''), "
+                 "',' ORDER BY record_id), '')) FROM education_record",
     "unmatched": "SELECT count(*) FROM unmatched_record",
+    "risk": "SELECT md5(coalesce(string_agg(household_id || '|' || coalesce(primary_risk, '') || '|' || "
+            "coalesce(income_source, '') || '|' || house_collapsed, ',' ORDER BY household_id), '')) "
+            "FROM household_state",
     "households": "SELECT count(*), md5(coalesce(string_agg(household_id || '|' || in_scope || '|' || "
                   "coalesce(grade, '') || '|' || coalesce(category, '') || '|' || risk_factors::text "
                   "|| '|' || income_fen || '|' || members || '|' || rigid_fen || '|' || pci_after_fen, "
@@ -90,6 +101,27 @@ def import_state(st, import_id):
     return st.psql("SELECT status, rows_done FROM import WHERE import_id = :'id'", {"id": import_id})[0]
 
 
+def load_killing_ingest(st, source, path, rows):
+    """Loads a feed, killing ingest with -9 once a fifth of it is committed;
+    ingest resumes from the import's checkpoint when started again."""
+    imp = load_nowait(st, source, path)
+    wait_for(lambda: int(import_state(st, imp)[1]) >= rows // 5, timeout=300, interval=0.02,
+             what="ingest part way")
+    st.kill("ingest")
+    status, done = import_state(st, imp)
+    log("killed ingest at %s rows (%s import %s)" % (done, source, status))
+    if status == "done":
+        raise SystemExit("ingest finished before it could be killed: make the feed larger")
+    return imp
+
+
+def rerun(st, source, path):
+    """Re-running an import adds nothing."""
+    out = st.levee("--json", "load", source, path, timeout=900).stdout
+    log("re-run of the %s import: %s" % (source, out.strip().replace("\n", " ")[:200]))
+    settle(st)
+
+
 def approve(st, crash):
     """Verifies and approves the first APPROVE cases (by case id); in the
     crash run, ledger and dispatch are killed around the approvals."""
@@ -128,41 +160,40 @@ def approve(st, crash):
     st.levee("reconcile")
 
 
-def run(sample, crash):
-    with Stack(free_port_base()) as st:
-        log("%s run: stack up at port base %d" % ("crash" if crash else "clean", st.port_base))
-        st.levee("load", "registry", os.path.join(sample, "registry.csv"), timeout=600)
-        medical = os.path.join(sample, "medical.csv")
-        t0 = time.monotonic()
-        if not crash:
-            st.levee("load", "medical", medical, timeout=900)
-        else:
-            imp = load_nowait(st, "medical", medical)
-            # kill -9 ingest mid-file, after some batches are committed.
-            wait_for(lambda: int(import_state(st, imp)[1]) >= ROWS // 5, timeout=300, interval=0.02,
-                     what="ingest part way")
-            st.kill("ingest")
-            status, done = import_state(st, imp)
-            log("killed ingest at %s rows (import %s)" % (done, status))
-            if status == "done":
-                raise SystemExit("ingest finished before it could be killed: make the feed larger")
-            # kill -9 matching while it still has batches to consume.
+def load_feed(st, sample, source, rows, crash, kill_matching=False):
+    """Loads a feed of the sample. In the crash run, ingest is killed with -9
+    part way (and matching too, while it still has batches to consume), both
+    are started again, and the import is re-run once done."""
+    path = os.path.join(sample, source + ".csv")
+    t0 = time.monotonic()
+    if not crash:
+        st.levee("load", source, path, timeout=900)
+    else:
+        imp = load_killing_ingest(st, source, path, rows)
+        if kill_matching:
             wait_for(lambda: int(st.scalar("SELECT count(*) FROM consumed WHERE consumer = 'matching'")) >= 2,
                      timeout=300, interval=0.05, what="matching part way")
             st.kill("matching")
             log("killed matching after %s batches" %
                 st.scalar("SELECT count(*) FROM consumed WHERE consumer = 'matching'"))
-            st.start("ingest")   # resumes the import from its checkpoint
+        st.start("ingest")   # resumes the import from its checkpoint
+        if kill_matching:
             time.sleep(1.0)
             st.start("matching")
-            wait_for(lambda: import_state(st, imp)[0] == "done", timeout=600, what="import done")
-        settle(st)
-        log("medical feed through in %.1f s" % (time.monotonic() - t0))
-        if crash:
-            # Re-running the import adds nothing.
-            out = st.levee("--json", "load", "medical", medical, timeout=900).stdout
-            log("re-run of the import: %s" % out.strip().replace("\n", " ")[:200])
-            settle(st)
+        wait_for(lambda: import_state(st, imp)[0] == "done", timeout=600, what="%s import done" % source)
+    settle(st)
+    log("%s feed through in %.1f s" % (source, time.monotonic() - t0))
+    if crash:
+        rerun(st, source, path)
+
+
+def run(sample, crash):
+    with Stack(free_port_base()) as st:
+        log("%s run: stack up at port base %d" % ("crash" if crash else "clean", st.port_base))
+        st.levee("load", "registry", os.path.join(sample, "registry.csv"), timeout=600)
+        load_feed(st, sample, "medical", ROWS, crash, kill_matching=True)
+        # A feed kept in a typed table by ingest.
+        load_feed(st, sample, "education", FEED_ROWS, crash)
         approve(st, crash)
         return snapshot(st)
 
@@ -170,7 +201,8 @@ def run(sample, crash):
 def main():
     with tempfile.TemporaryDirectory(prefix="levee-crash-") as tmp:
         subprocess.run([os.path.join(ROOT, "scripts", "gen-sample"), "--households", str(HOUSEHOLDS),
-                        "--medical", str(ROWS), "--seed", "11", "--dirty", "0.01", "--out", tmp],
+                        "--medical", str(ROWS), "--education", str(FEED_ROWS), "--seed", "11", "--dirty", "0.01",
+                        "--out", tmp],
                        check=True)
         clean = run(tmp, crash=False)
         crashed = run(tmp, crash=True)
@@ -179,7 +211,7 @@ def main():
         same = clean[k] == crashed[k]
         log("%-16s %s  clean=%s crash=%s" % (k, "same" if same else "DIFFERENT", clean[k], crashed[k]))
         bad += not same
-    if int(clean["cases"][0]) == 0 or int(clean["payouts"][0]) != APPROVE:
+    if int(clean["cases"][0]) == 0 or int(clean["payouts"][0]) != APPROVE or int(clean["education"][0]) == 0:
         log("the clean run opened %s cases and made %s payouts: the test proves nothing"
             % (clean["cases"][0], clean["payouts"][0]))
         bad += 1

@@ -334,11 +334,13 @@ class T:
                 "INSERT INTO person (id_number, household_id, county, name, relation, phone, updated_ms) "
                 "VALUES (:'id', 'H001', :'c', '张三', '户主', :'ph', 0)",
                 {"r": REGION, "c": COUNTY, "id": HEAD_ID, "ph": HEAD_PHONE})
-        # education_record comes with the education feed; create it here when this schema lacks it.
-        st.psql("CREATE TABLE IF NOT EXISTS education_record (household_id text, id_number text, school text);"
-                "INSERT INTO education_record (household_id, id_number, school) VALUES "
-                "('H001', 's1', :'a'), ('H001', 's2', :'a'), ('H001', 's3', :'b')",
-                {"a": SCHOOLS[0], "b": SCHOOLS[1]})
+        # Three students' records from the education feed (两所学校).
+        st.psql("INSERT INTO education_record (record_id, household_id, county, id_number, name, "
+                "event_ms, stage, cost_fen, school) VALUES "
+                "('E1', 'H001', :'c', 's1', '张一', 0, '高中', 300000, :'a'), "
+                "('E2', 'H001', :'c', 's2', '张二', 0, '初中', 100000, :'a'), "
+                "('E3', 'H001', :'c', 's3', '张三', 0, '大学', 800000, :'b')",
+                {"a": SCHOOLS[0], "b": SCHOOLS[1], "c": COUNTY})
 
     # -- 2 ----------------------------------------------------------------------
 

@@ -525,6 +525,122 @@ static void test_many_rows(void **state)
     free(data);
 }
 
+/* ---- other Chinese names, GB18030 ---------------------------------------- */
+
+static void test_header_other_chinese_names(void **state)
+{
+    (void)state;
+    static const lv_csv_col_t alt[] = {
+        {"id_number", "户主身份证号|身份证号", true},
+        {"period", "所属期|收入月份", true},
+    };
+    rd_t rd;
+    int map[2];
+    char err[256] = "";
+    lv_csv_t *csv = rd_str(&rd, "收入月份,身份证号\n");
+    assert_int_equal(lv_csv_read_header(csv, alt, 2, map, err, sizeof err), 0);
+    assert_int_equal(map[0], 1);
+    assert_int_equal(map[1], 0);
+    rd_close(&rd);
+    /* A part of a name, or the names run together, is no match; the message
+     * lists every name. */
+    csv = rd_str(&rd, "户主身份证号|身份证号,收入\n");
+    assert_int_equal(lv_csv_read_header(csv, alt, 2, map, err, sizeof err), LV_EINVAL);
+    assert_non_null(strstr(err, "户主身份证号 / 身份证号"));
+    rd_close(&rd);
+}
+
+/* "张三,12" and a header in GB18030 bytes. */
+static const char GB_TEXT[] = "\xd0\xd5\xc3\xfb,amount\r\n\xd5\xc5\xc8\xfd,12\r\n";
+
+static void test_gb18030(void **state)
+{
+    (void)state;
+    rd_t rd;
+    rd_open(&rd, GB_TEXT, sizeof GB_TEXT - 1, 0, 0);
+    assert_int_equal(lv_csv_set_encoding(rd.csv, "GB18030"), 0);
+    ROW(rd.csv, 1, "姓名", "amount");
+    ROW(rd.csv, 2, "张三", "12");
+    expect_raw(rd.csv, "张三,12");
+    assert_int_equal(lv_csv_next(rd.csv), LV_CSV_EOF);
+    assert_int_equal(lv_csv_bytes(rd.csv), (int64_t)(sizeof GB_TEXT - 1));
+    /* Too late once reading has begun. */
+    assert_int_equal(lv_csv_set_encoding(rd.csv, "GB18030"), LV_EINVAL);
+    rd_close(&rd);
+
+    rd_open(&rd, "a\n", 2, 0, 0);
+    assert_int_equal(lv_csv_set_encoding(rd.csv, "NO-SUCH-ENCODING"), LV_EINVAL);
+    assert_int_equal(lv_csv_set_encoding(rd.csv, "utf-8"), 0); /* a no-op */
+    ROW(rd.csv, 1, "a");
+    rd_close(&rd);
+}
+
+static void test_gb18030_bad_bytes(void **state)
+{
+    (void)state;
+    /* A lead byte with a bad trail byte on row 2, a cut sequence at the end
+     * of the file on row 3: each is marked with 0xFF in its own record only. */
+    static const char data[] = "a,b\n\x81\x20x,1\nok,2\n\xd5\xc5,\x81";
+    rd_t rd;
+    rd_open(&rd, data, sizeof data - 1, 0, 0);
+    assert_int_equal(lv_csv_set_encoding(rd.csv, "GB18030"), 0);
+    ROW(rd.csv, 1, "a", "b");
+    ROW(rd.csv, 2, "\xff x", "1");
+    size_t len;
+    const char *raw = lv_csv_raw(rd.csv, &len);
+    assert_false(lv_csv_utf8_valid(raw, len));
+    ROW(rd.csv, 3, "ok", "2");
+    raw = lv_csv_raw(rd.csv, &len);
+    assert_true(lv_csv_utf8_valid(raw, len));
+    ROW(rd.csv, 4, "张", "\xff");
+    assert_int_equal(lv_csv_next(rd.csv), LV_CSV_EOF);
+    rd_close(&rd);
+}
+
+static void test_gb18030_across_buffers(void **state)
+{
+    (void)state;
+    /* Many rows of two-byte characters, so sequences straddle the 64 KiB
+     * read buffer; one BOM (GB18030's own, 84 31 95 33) at the start. */
+    size_t rows = 20000, n = 4;
+    char *data = malloc(4 + rows * 7 + 1);
+    assert_non_null(data);
+    memcpy(data, "\x84\x31\x95\x33", 4);
+    for (size_t i = 0; i < rows; i++) {
+        memcpy(data + n, i % 2 ? "\xd5\xc5\xc8\xfd,1\n" : "x\xd5\xc5,12\n", 7);
+        n += 7;
+    }
+    rd_t rd;
+    rd_open(&rd, data, n, 0, 0);
+    assert_int_equal(lv_csv_set_encoding(rd.csv, "GB18030"), 0);
+    for (size_t i = 0; i < rows; i++) {
+        if (i % 2)
+            ROW(rd.csv, (int64_t)i + 1, "张三", "1");
+        else
+            ROW(rd.csv, (int64_t)i + 1, "x张", "12");
+    }
+    assert_int_equal(lv_csv_next(rd.csv), LV_CSV_EOF);
+    rd_close(&rd);
+    free(data);
+}
+
+static void test_detect_and_validate(void **state)
+{
+    (void)state;
+    assert_string_equal(lv_csv_detect_encoding("id,姓名\n", strlen("id,姓名\n"), true), "utf-8");
+    assert_string_equal(lv_csv_detect_encoding(GB_TEXT, sizeof GB_TEXT - 1, true), "gb18030");
+    assert_string_equal(lv_csv_detect_encoding("", 0, true), "utf-8");
+    /* A sequence cut by the end of a sample is no proof; by the end of the file it is. */
+    assert_string_equal(lv_csv_detect_encoding("ab\xe5\xa7", 4, false), "utf-8");
+    assert_string_equal(lv_csv_detect_encoding("ab\xe5\xa7", 4, true), "gb18030");
+    assert_true(lv_csv_utf8_valid("张三 ok", strlen("张三 ok")));
+    assert_false(lv_csv_utf8_valid("a\0b", 3));            /* NUL */
+    assert_false(lv_csv_utf8_valid("\xc0\xaf", 2));        /* overlong */
+    assert_false(lv_csv_utf8_valid("\xed\xa0\x80", 3));    /* surrogate */
+    assert_false(lv_csv_utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+    assert_false(lv_csv_utf8_valid("\xe5\xa7", 2));        /* cut */
+}
+
 static void test_lifetime(void **state)
 {
     (void)state;
@@ -567,6 +683,11 @@ int main(void)
         cmocka_unit_test(test_buffer_boundaries),
         cmocka_unit_test(test_big_field),
         cmocka_unit_test(test_many_rows),
+        cmocka_unit_test(test_header_other_chinese_names),
+        cmocka_unit_test(test_gb18030),
+        cmocka_unit_test(test_gb18030_bad_bytes),
+        cmocka_unit_test(test_gb18030_across_buffers),
+        cmocka_unit_test(test_detect_and_validate),
         cmocka_unit_test(test_lifetime),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
