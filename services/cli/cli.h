@@ -136,4 +136,6 @@ int cli_cmd_reconcile(cli_t *cli, const cli_args_t *a);
 int cli_cmd_medcalc(cli_t *cli, const cli_args_t *a);
 int cli_cmd_payout_report(cli_t *cli, const cli_args_t *a);
 
+int cli_cmd_shadow(cli_t *cli, const cli_args_t *a); /* cli_shadow.c */
+
 #endif
