@@ -23,47 +23,21 @@ import csv
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lvstack import ROOT, SERVICES, Stack, free_port_base  # noqa: E402
+from lvpolicy import check, finish, gen_sample, line_of, verdict, write_policy  # noqa: E402
+from lvstack import SERVICES, Stack, free_port_base  # noqa: E402
 
 COUNTY = "620521"
 SEED = 777
 HOUSEHOLDS = 200
 MEDICAL = 20000
-FAILURES = []
-
-
-def check(cond, what, detail=None):
-    print("  %s  %s%s" % ("ok  " if cond else "FAIL", what,
-                          "" if cond or detail is None else "\n        %s" % detail))
-    sys.stdout.flush()
-    if not cond:
-        FAILURES.append(what)
-    return bool(cond)
-
-
-def verdict(income, members, rigid, exited, line):
-    """(in_scope, category, grade) by the default rules with this line."""
-    after = income - rigid
-    if after < line * members:
-        under = income < line * members
-        category = ("脱贫不稳定户" if exited else "边缘易致贫户") if under else "突发严重困难户"
-        red = after * 3 < line * 2 * members or rigid >= income
-        return True, category, "red" if red else "orange"
-    if after * 5 < line * 6 * members:
-        return False, None, "yellow"
-    return False, None, None
-
-
 def states(st):
     """hid -> (facts, stored verdict, policy version, explanation)."""
     rows = st.psql("SELECT s.household_id, h.household_type, s.income_fen, s.members, s.rigid_fen, "
@@ -87,14 +61,12 @@ def mismatches(st, line, version, only=None):
     return bad
 
 
-def write_policy(path, edit):
-    with open(os.path.join(ROOT, "policy", "default.json"), encoding="utf-8") as f:
-        doc = json.load(f)
-    edit(doc["versions"][0])
-    tmp = path + ".new"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, indent=2)
-    os.replace(tmp, path)  # a reader sees the old file or the new one, never half
+def edited(edit):
+    """The shipped version, changed by edit(v) in place."""
+    def versions(v0):
+        edit(v0)
+        return [v0]
+    return versions
 
 
 def hup(st, services):
@@ -106,9 +78,7 @@ def hup(st, services):
 def run(st, tmp, policy):
     print("\n== 1. registry loaded under the shipped policy")
     out = os.path.join(tmp, "sample")
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gen-sample"), "--households",
-                    str(HOUSEHOLDS), "--medical", str(MEDICAL), "--county", COUNTY, "--seed",
-                    str(SEED), "--out", out], check=True, capture_output=True, timeout=120)
+    gen_sample(out, HOUSEHOLDS, MEDICAL, SEED, COUNTY)
     st.levee("load", "registry", os.path.join(out, "registry.csv"), timeout=300)
     st.levee("wait-idle", "--timeout", "300", timeout=320)
     st.wait_for(lambda: int(st.scalar("SELECT count(*) FROM household_state")) == HOUSEHOLDS,
@@ -118,9 +88,8 @@ def run(st, tmp, policy):
 
     def broken(v):
         v["rules"]["grade"][0]["when"] = "in_scope and incme < line * members"
-    write_policy(policy, broken)
-    with open(policy, encoding="utf-8") as f:
-        line = next(i for i, text in enumerate(f, start=1) if "incme" in text)
+    write_policy(policy, edited(broken))
+    line = line_of(policy, "incme")
     hup(st, SERVICES)
     for svc in SERVICES:
         log = st.wait_for(lambda: "policy reload refused" in st.log(svc) and st.log(svc), timeout=60,
@@ -169,7 +138,7 @@ def run(st, tmp, policy):
     def raised(v):
         v["version"] = "2024.1-raised"
         v["income_line_fen"] = 600000
-    write_policy(policy, raised)
+    write_policy(policy, edited(raised))
     hup(st, SERVICES)
     for svc in SERVICES:
         st.wait_for(lambda: st.log(svc).count("policy reloaded") > reloads[svc], timeout=60,
@@ -202,21 +171,15 @@ def run(st, tmp, policy):
 
 
 def main():
-    try:
+    def body():
         with tempfile.TemporaryDirectory(prefix="levee-reload-") as tmp:
             policy = os.path.join(tmp, "policy.json")
-            write_policy(policy, lambda v: None)
+            write_policy(policy, edited(lambda v: None))
             st = Stack(free_port_base())
             st.env["LEVEE_POLICY"] = policy
             with st:
                 run(st, tmp, policy)
-    except Exception:
-        traceback.print_exc()
-        FAILURES.append("exception")
-    print("\n%s: %d failure(s)" % ("FAILED" if FAILURES else "PASSED", len(FAILURES)))
-    for f in FAILURES:
-        print("  - %s" % f)
-    return 1 if FAILURES else 0
+    return finish(body)
 
 
 if __name__ == "__main__":

@@ -26,55 +26,20 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from lvstack import ROOT, SERVICES, Stack, free_port_base  # noqa: E402
+from lvpolicy import check, eq, finish, gen_sample, line_of, verdict, write_policy  # noqa: E402
+from lvstack import SERVICES, Stack, free_port_base  # noqa: E402
 
 COUNTY = "620521"
 SEED = 4242
 HOUSEHOLDS = 300
 MEDICAL = 3000
 LINE_NOW, LINE_DRAFT = 520000, 600000   # fen per person per year
-POVERTY = (2, 3)                        # poverty line = line x 2/3
-WATCH = (6, 5)                          # yellow watch = line x 6/5
-
-FAILURES = []
-
-
-def check(cond, what, detail=None):
-    if cond:
-        print("  ok    %s" % what)
-    else:
-        print("  FAIL  %s%s" % (what, "" if detail is None else "\n        %s" % detail))
-        FAILURES.append(what)
-    sys.stdout.flush()
-    return bool(cond)
-
-
-def eq(got, want, what):
-    return check(got == want, what, None if got == want else "got %r\n        want %r" % (got, want))
-
-
-# ---- the default policy's rules, written out independently -------------------
-
-def verdict(income, members, rigid, exited, line):
-    """(in_scope, category, grade) for the default rules with this line."""
-    after = income - rigid
-    if after < line * members:
-        under = income < line * members
-        category = ("脱贫不稳定户" if exited else "边缘易致贫户") if under else "突发严重困难户"
-        red = after * POVERTY[1] < line * POVERTY[0] * members or rigid >= income
-        return True, category, "red" if red else "orange"
-    if after * WATCH[1] < line * WATCH[0] * members:
-        return False, None, "yellow"
-    return False, None, None
-
 
 def change_kinds(before, after):
     """The change tags of the shadow report for one household."""
@@ -125,14 +90,6 @@ def fingerprint(st):
     return out
 
 
-def write_policy(path, versions):
-    with open(os.path.join(ROOT, "policy", "default.json"), encoding="utf-8") as f:
-        doc = json.load(f)
-    doc["versions"] = versions(doc["versions"][0])
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, indent=2)
-
-
 def raised_line(v0, line=LINE_DRAFT):
     v1 = json.loads(json.dumps(v0))
     v1["version"] = "2025.draft"
@@ -163,9 +120,7 @@ def diff_summary(got, want):
 def run(st, tmp):
     print("\n== 1. sample loaded, services stopped")
     out = os.path.join(tmp, "sample")
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gen-sample"), "--households",
-                    str(HOUSEHOLDS), "--medical", str(MEDICAL), "--county", COUNTY, "--seed", str(SEED),
-                    "--out", out], check=True, capture_output=True, timeout=120)
+    gen_sample(out, HOUSEHOLDS, MEDICAL, SEED, COUNTY)
     for feed in ("registry", "medical"):
         doc = json.loads(st.levee("load", feed, os.path.join(out, feed + ".csv"), "--json",
                                   timeout=300).stdout)
@@ -258,8 +213,7 @@ def run(st, tmp):
         return vs
     write_policy(bad, broken)
     cp = st.levee("shadow", bad, check=False)
-    with open(bad, encoding="utf-8") as f:
-        line = next(i for i, text in enumerate(f, start=1) if "incme" in text)
+    line = line_of(bad, "incme")
     eq(cp.returncode, 1, "a broken draft exits 1")
     check("line %d, at versions[1].rules.scope[0].when" % line in cp.stderr and "incme" in cp.stderr,
           "the error names line %d and the key path" % line, cp.stderr.strip())
@@ -273,17 +227,11 @@ def run(st, tmp):
 
 
 def main():
-    try:
+    def body():
         with tempfile.TemporaryDirectory(prefix="levee-shadow-") as tmp:
             with Stack(free_port_base()) as st:
                 run(st, tmp)
-    except Exception:
-        traceback.print_exc()
-        FAILURES.append("exception")
-    print("\n%s: %d failure(s)" % ("FAILED" if FAILURES else "PASSED", len(FAILURES)))
-    for f in FAILURES:
-        print("  - %s" % f)
-    return 1 if FAILURES else 0
+    return finish(body)
 
 
 if __name__ == "__main__":
