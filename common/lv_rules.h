@@ -66,7 +66,7 @@ typedef struct {
     const char *category; /* static string, NULL when not in scope */
     int64_t pci_fen;      /* income / members, rounded toward minus infinity */
     int64_t pci_after_fen;
-    char explain[512];    /* the rule that fired and the values it saw */
+    char explain[512];    /* the rules that fired and the values they saw (cut to fit) */
 } lv_verdict_t;
 
 /* Evaluates the facts under policy version v and explains the verdict, e.g.

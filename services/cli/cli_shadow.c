@@ -364,7 +364,8 @@ int cli_cmd_shadow(cli_t *cli, const cli_args_t *a)
     }
     if (!rc) {
         s_sort_pool = s.pool;
-        qsort(s.changes, s.n, sizeof *s.changes, cmp_change);
+        if (s.n)
+            qsort(s.changes, s.n, sizeof *s.changes, cmp_change);
         if (csv)
             print_csv(&s);
         else if (cli->json)
