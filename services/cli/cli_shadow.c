@@ -181,33 +181,54 @@ static json_t *verdict_json(const lv_policy_version_t *v, const lv_facts_t *f,
                      "grade", lv_grade_name(d->grade), "explain", ex);
 }
 
-static void print_json(const shadow_t *s, const char *at, const char *region,
-                       const char *cur_file, const char *draft_file)
+static json_t *change_json(const shadow_t *s, const change_t *c)
 {
-    json_t *list = json_array();
-    for (size_t i = 0; i < s->n; i++) {
-        const change_t *c = &s->changes[i];
-        json_t *kinds = json_array();
-        for (int b = 0; b < 4; b++)
-            if (c->change & (1u << b))
-                json_array_append_new(kinds, json_string(s_change_names[b]));
-        json_array_append_new(
-            list, json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:o, s:o, s:o}", "household_id",
-                            str(s, c->hid), "region_code", str(s, c->region), "household_type",
-                            str(s, c->htype), "income_fen", (json_int_t)c->facts.income_fen,
-                            "members", c->facts.members, "rigid_fen",
-                            (json_int_t)c->facts.rigid_fen, "change", kinds, "current",
-                            verdict_json(s->cur, &c->facts, &c->cur), "draft",
-                            verdict_json(s->draft, &c->facts, &c->draft)));
-    }
-    cli_json_out(json_pack(
-        "{s:s, s:s?, s:{s:s, s:s}, s:{s:s, s:s}, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:o}",
-        "at", at, "region", *region ? region : NULL, "current", "file", cur_file, "version",
+    json_t *kinds = json_array();
+    for (int b = 0; b < 4; b++)
+        if (c->change & (1u << b))
+            json_array_append_new(kinds, json_string(s_change_names[b]));
+    return json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:o, s:o, s:o}", "household_id",
+                     str(s, c->hid), "region_code", str(s, c->region), "household_type",
+                     str(s, c->htype), "income_fen", (json_int_t)c->facts.income_fen, "members",
+                     c->facts.members, "rigid_fen", (json_int_t)c->facts.rigid_fen, "change",
+                     kinds, "current", verdict_json(s->cur, &c->facts, &c->cur), "draft",
+                     verdict_json(s->draft, &c->facts, &c->draft));
+}
+
+/* One JSON document, written as it goes: the head, then "changes" one
+ * object a line, so a million changes never sit in memory as one tree. */
+static int print_json(const shadow_t *s, const char *at, const char *region,
+                      const char *cur_file, const char *draft_file)
+{
+    json_t *head = json_pack(
+        "{s:s, s:s?, s:{s:s, s:s}, s:{s:s, s:s}, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}", "at",
+        at, "region", *region ? region : NULL, "current", "file", cur_file, "version",
         s->cur->version, "draft", "file", draft_file, "version", s->draft->version, "households",
         (json_int_t)s->households, "not_judged", (json_int_t)s->unjudged, "no_members",
         (json_int_t)s->skipped, "summary", "enter", (json_int_t)s->counts[0], "leave",
         (json_int_t)s->counts[1], "category", (json_int_t)s->counts[2], "grade",
-        (json_int_t)s->counts[3], "changes", list));
+        (json_int_t)s->counts[3]);
+    char *text = head ? json_dumps(head, JSON_INDENT(2)) : NULL;
+    json_decref(head);
+    char *close = text ? strrchr(text, '}') : NULL;
+    if (!close)
+        return LV_ENOMEM;
+    /* "{\n  ...\n}": everything but the last newline and brace, then the list. */
+    fwrite(text, 1, (size_t)(close - text) - 1, stdout);
+    free(text);
+    fputs(",\n  \"changes\": [", stdout);
+    for (size_t i = 0; i < s->n; i++) {
+        json_t *c = change_json(s, &s->changes[i]);
+        char *line = c ? json_dumps(c, JSON_COMPACT) : NULL;
+        json_decref(c);
+        if (!line)
+            return LV_ENOMEM;
+        printf("%s\n    %s", i ? "," : "", line);
+        free(line);
+    }
+    fputs("\n  ]\n}\n", stdout);
+    fflush(stdout);
+    return 0;
 }
 
 /* One CSV row from fields; quoted where RFC 4180 needs it. */
@@ -366,12 +387,14 @@ int cli_cmd_shadow(cli_t *cli, const cli_args_t *a)
         s_sort_pool = s.pool;
         if (s.n)
             qsort(s.changes, s.n, sizeof *s.changes, cmp_change);
-        if (csv)
+        if (csv) {
             print_csv(&s);
-        else if (cli->json)
-            print_json(&s, at, region ? region : "", cur_file, draft_file);
-        else
+        } else if (cli->json) {
+            if (print_json(&s, at, region ? region : "", cur_file, draft_file))
+                rc = cli_fail(cli, CLI_EXIT_FAIL, "内存不足 (out of memory)");
+        } else {
             print_text(&s, at, region ? region : "", cur_file, draft_file);
+        }
     }
     free(s.changes);
     free(s.pool);
