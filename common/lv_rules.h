@@ -61,8 +61,8 @@ typedef struct {
 } lv_decision_t;
 
 typedef struct {
-    bool in_scope;        /* pci_after < line */
-    lv_grade_t grade;     /* red / orange in scope; yellow = watch list; none */
+    bool in_scope;        /* a scope rule holds (default: pci_after < line) */
+    lv_grade_t grade;     /* the first grade rule that holds; none when no rule does */
     const char *category; /* static string, NULL when not in scope */
     int64_t pci_fen;      /* income / members, rounded toward minus infinity */
     int64_t pci_after_fen;
