@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "lv_policy.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -10,10 +11,12 @@
 #include "lv_buf.h"
 #include "lv_err.h"
 #include "lv_money.h"
+#include "lv_rules.h"
 #include "lv_time.h"
 
 struct lv_policy {
     lv_policy_version_t v[LV_POLICY_MAX_VERSIONS];
+    lv_ruleset_t *rules[LV_POLICY_MAX_VERSIONS]; /* v[i].rules, owned */
     int n;
 };
 
@@ -21,12 +24,127 @@ typedef struct {
     char *err;
     size_t errlen;
     bool failed;
+    const char *file; /* for messages */
+    const char *text; /* the file's text, to find a key's line */
+    size_t len;
 } ctx_t;
+
+/* ---- the line of a key path ------------------------------------------------
+ * jansson gives the line of a syntax error only; for a value that parses but
+ * is wrong, the file is scanned again (it is valid JSON by then) keeping the
+ * path of every value, e.g. versions[0].rules.grade[1].when, and the line
+ * where the value starts. A path that does not exist (a missing key) yields
+ * the line of its deepest existing ancestor: the object that lacks the key. */
+
+#define PATH_MAX_LEN 256
+#define SCAN_MAX_DEPTH 64
+
+typedef struct {
+    const char *s;
+    size_t n, i;
+    int line;
+    const char *target;
+    size_t tlen;
+    int best_line;
+    size_t best_len;
+    bool done;
+} pscan_t;
+
+static void ps_ws(pscan_t *c)
+{
+    while (c->i < c->n && (c->s[c->i] == ' ' || c->s[c->i] == '\t' || c->s[c->i] == '\n' ||
+                           c->s[c->i] == '\r')) {
+        if (c->s[c->i] == '\n')
+            c->line++;
+        c->i++;
+    }
+}
+
+/* Skips a string whose opening quote is at c->i; returns the raw span inside. */
+static void ps_string(pscan_t *c, size_t *start, size_t *len)
+{
+    c->i++;
+    *start = c->i;
+    while (c->i < c->n && c->s[c->i] != '"') {
+        if (c->s[c->i] == '\\')
+            c->i++;
+        c->i++;
+    }
+    *len = (c->i < c->n ? c->i : c->n) - *start;
+    c->i++;
+}
+
+static void ps_value(pscan_t *c, char *path, size_t plen, int depth)
+{
+    ps_ws(c);
+    if (c->done || c->i >= c->n)
+        return;
+    if (plen == c->tlen && !memcmp(path, c->target, plen)) {
+        c->best_line = c->line;
+        c->done = true;
+        return;
+    }
+    /* An ancestor of the target: remember the deepest one. */
+    bool ancestor = plen < c->tlen && !memcmp(path, c->target, plen) &&
+                    (plen == 0 || c->target[plen] == '.' || c->target[plen] == '[');
+    if (ancestor && (plen > c->best_len || c->best_line == 0)) {
+        c->best_len = plen;
+        c->best_line = c->line;
+    }
+    char ch = c->s[c->i];
+    if ((ch == '{' || ch == '[') && depth < SCAN_MAX_DEPTH) {
+        char close = ch == '{' ? '}' : ']';
+        c->i++;
+        for (int idx = 0; !c->done; idx++) {
+            ps_ws(c);
+            if (c->i >= c->n || c->s[c->i] == close) {
+                c->i++;
+                return;
+            }
+            int w;
+            if (ch == '{') {
+                size_t ks, kl;
+                ps_string(c, &ks, &kl);
+                ps_ws(c);
+                c->i++; /* ':' */
+                w = snprintf(path + plen, PATH_MAX_LEN - plen, "%s%.*s", plen ? "." : "", (int)kl,
+                             c->s + ks);
+            } else {
+                w = snprintf(path + plen, PATH_MAX_LEN - plen, "[%d]", idx);
+            }
+            size_t sub = w > 0 && plen + (size_t)w < PATH_MAX_LEN ? plen + (size_t)w : PATH_MAX_LEN;
+            ps_value(c, path, sub, depth + 1);
+            path[plen < PATH_MAX_LEN ? plen : PATH_MAX_LEN - 1] = '\0';
+            ps_ws(c);
+            if (c->i < c->n && c->s[c->i] == ',')
+                c->i++;
+        }
+        return;
+    }
+    if (ch == '"') {
+        size_t a, b;
+        ps_string(c, &a, &b);
+        return;
+    }
+    while (c->i < c->n && !strchr(",}] \t\r\n", c->s[c->i]))
+        c->i++;
+}
+
+static int path_line(const ctx_t *c, const char *path)
+{
+    if (!c->text)
+        return 0;
+    pscan_t ps = {.s = c->text, .n = c->len, .line = 1, .target = path, .tlen = strlen(path)};
+    char buf[PATH_MAX_LEN + 1] = "";
+    ps_value(&ps, buf, 0, 0);
+    return ps.best_line;
+}
 
 static void fail(ctx_t *c, const char *path, const char *what)
 {
     if (!c->failed)
-        snprintf(c->err, c->errlen, "策略文件错误 (policy error) at %s: %s", path, what);
+        snprintf(c->err, c->errlen, "策略文件错误 (policy error) %s line %d, at %s: %s", c->file,
+                 path_line(c, path), path, what);
     c->failed = true;
 }
 
@@ -99,6 +217,144 @@ static void get_rule(ctx_t *c, json_t *payouts, const char *base, const char *ke
     }
 }
 
+/* house_damage_red: the damage levels that make a household red. */
+static void load_house_damage(ctx_t *c, json_t *o, const char *base, lv_policy_version_t *v)
+{
+    char path[96];
+    snprintf(path, sizeof path, "%s.house_damage_red", base);
+    json_t *list = json_object_get(o, "house_damage_red");
+    if (!json_is_array(list)) {
+        fail(c, path, list ? "must be a list of 无 / 轻微 / 严重 / 倒塌" : "missing");
+        return;
+    }
+    v->house_damage_red = 0;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        lv_house_damage_t d;
+        if (lv_house_damage_parse(json_string_value(json_array_get(list, i)), &d)) {
+            char ip[128];
+            snprintf(ip, sizeof ip, "%s[%zu]", path, i);
+            fail(c, ip, "房屋损毁程度须为 无 / 轻微 / 严重 / 倒塌 (unknown house damage)");
+            return;
+        }
+        v->house_damage_red |= 1u << d;
+    }
+}
+
+/* Only these keys may appear in a rule, so a misspelt one is not ignored. */
+static bool rule_keys_ok(ctx_t *c, json_t *r, const char *path, const char *result_key)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(r, key, val)
+    {
+        if (strcmp(key, "when") && strcmp(key, "name") && !(result_key && !strcmp(key, result_key))) {
+            char kp[192], msg[160];
+            snprintf(kp, sizeof kp, "%s.%s", path, key);
+            snprintf(msg, sizeof msg, "未知的键 (unknown key); a rule has when, name%s%s",
+                     result_key ? " and " : "", result_key ? result_key : "");
+            fail(c, kp, msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void load_rule(ctx_t *c, json_t *r, const char *path, lv_rule_kind_t kind,
+                      const char *result_key, lv_ruleset_t *rs, const lv_policy_version_t *v)
+{
+    char kp[192];
+    if (!json_is_object(r)) {
+        fail(c, path, "must be an object {\"when\": ...}");
+        return;
+    }
+    if (!rule_keys_ok(c, r, path, result_key))
+        return;
+    json_t *name = json_object_get(r, "name");
+    if (name && (!json_is_string(name) || strlen(json_string_value(name)) > 63)) {
+        snprintf(kp, sizeof kp, "%s.name", path);
+        fail(c, kp, "must be text of at most 63 bytes");
+        return;
+    }
+    lv_expr_error_t ee;
+    const char *result = NULL;
+    if (result_key) {
+        snprintf(kp, sizeof kp, "%s.%s", path, result_key);
+        json_t *res = json_object_get(r, result_key);
+        result = json_string_value(res);
+        if (!res || lv_rule_result_check(kind, result, &ee)) {
+            fail(c, kp, res ? ee.message : "missing");
+            return;
+        }
+    }
+    snprintf(kp, sizeof kp, "%s.when", path);
+    const char *when = json_string_value(json_object_get(r, "when"));
+    if (!when) {
+        fail(c, kp, json_object_get(r, "when") ? "must be text (an expression)" : "missing");
+        return;
+    }
+    if (lv_ruleset_add(rs, v, kind, json_string_value(name), when, result, &ee)) {
+        char msg[320];
+        if (ee.column > 0)
+            snprintf(msg, sizeof msg, "第 %d 列 (column %d): %s", ee.column, ee.column, ee.message);
+        else
+            snprintf(msg, sizeof msg, "%s", ee.message);
+        fail(c, kp, msg);
+    }
+}
+
+/* rules: {"scope": [...], "category": [...], "grade": [...]}, each an
+ * ordered list of {"when": expression, "name": label, <result>}. */
+static lv_ruleset_t *load_rules(ctx_t *c, json_t *o, const char *base, const lv_policy_version_t *v)
+{
+    static const struct {
+        const char *key;
+        lv_rule_kind_t kind;
+        const char *result_key;
+    } kinds[] = {{"scope", LV_RULE_SCOPE, NULL},
+                 {"category", LV_RULE_CATEGORY, "category"},
+                 {"grade", LV_RULE_GRADE, "grade"}};
+    char rp[64];
+    snprintf(rp, sizeof rp, "%s.rules", base);
+    json_t *rules = json_object_get(o, "rules");
+    if (!json_is_object(rules)) {
+        fail(c, rp, rules ? "must be an object with scope, category and grade" : "missing");
+        return NULL;
+    }
+    lv_ruleset_t *rs = lv_ruleset_new();
+    if (!rs) {
+        fail(c, rp, "out of memory");
+        return NULL;
+    }
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0] && !c->failed; k++) {
+        char lp[96];
+        snprintf(lp, sizeof lp, "%s.%s", rp, kinds[k].key);
+        json_t *list = json_object_get(rules, kinds[k].key);
+        if (!json_is_array(list) || json_array_size(list) < 1 ||
+            json_array_size(list) > LV_RULES_MAX) {
+            fail(c, lp, list ? "must be a list of 1..16 rules" : "missing");
+            break;
+        }
+        for (size_t i = 0; i < json_array_size(list) && !c->failed; i++) {
+            char ip[128];
+            snprintf(ip, sizeof ip, "%s[%zu]", lp, i);
+            load_rule(c, json_array_get(list, i), ip, kinds[k].kind, kinds[k].result_key, rs, v);
+        }
+    }
+    if (!c->failed) {
+        lv_rule_kind_t kind;
+        int idx;
+        char why[320];
+        if (lv_ruleset_probe(rs, &kind, &idx, why, sizeof why)) {
+            char wp[112];
+            snprintf(wp, sizeof wp, "%s.%s[%d].when", rp, lv_rule_kind_name(kind), idx);
+            fail(c, wp, why);
+        }
+    }
+    if (c->failed)
+        lv_ruleset_destroy(&rs);
+    return rs;
+}
+
 static void load_version(ctx_t *c, json_t *o, int idx, lv_policy_version_t *v)
 {
     char base[32];
@@ -135,6 +391,7 @@ static void load_version(ctx_t *c, json_t *o, int idx, lv_policy_version_t *v)
     v->elimination_months = (int)get_int(c, o, base, "elimination_months", 0, 120);
     v->elimination_min_measures = (int)get_int(c, o, base, "elimination_min_measures", 0, 100);
     v->overdue_escalate_hours = (int)get_int(c, o, base, "overdue_escalate_hours", 0, 24 * 365);
+    load_house_damage(c, o, base, v);
     json_t *p = json_object_get(o, "payouts");
     char pp[64];
     snprintf(pp, sizeof pp, "%s.payouts", base);
@@ -181,34 +438,77 @@ static void load_version(ctx_t *c, json_t *o, int idx, lv_policy_version_t *v)
     }
 }
 
+/* The whole file, NUL-terminated, or NULL with err written. */
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "策略文件错误 (policy error) %s: 无法读取 (cannot read): %s", path,
+                 strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(LV_POLICY_MAX_BYTES + 1);
+    size_t n = text ? fread(text, 1, LV_POLICY_MAX_BYTES + 1, f) : 0;
+    bool bad = !text || ferror(f) || n > LV_POLICY_MAX_BYTES;
+    fclose(f);
+    if (bad) {
+        snprintf(err, errlen, "策略文件错误 (policy error) %s: %s", path,
+                 !text ? "out of memory"
+                       : n > LV_POLICY_MAX_BYTES ? "文件过大 (larger than 4 MiB)"
+                                                 : "读取失败 (read error)");
+        free(text);
+        return NULL;
+    }
+    text[n] = '\0';
+    *len = n;
+    return text;
+}
+
 lv_policy_t *lv_policy_load(const char *path, char *err, size_t errlen)
 {
+    size_t len = 0;
+    char *text = read_file(path, &len, err, errlen);
+    if (!text)
+        return NULL;
     json_error_t je;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         snprintf(err, errlen, "策略文件错误 (policy error) %s line %d column %d: %s", path, je.line,
                  je.column, je.text);
+        free(text);
         return NULL;
     }
-    ctx_t c = {err, errlen, false};
+    ctx_t c = {err, errlen, false, path, text, len};
     lv_policy_t *self = calloc(1, sizeof *self);
     json_t *versions = json_object_get(root, "versions");
     if (!self) {
-        fail(&c, "(file)", "out of memory");
+        fail(&c, "versions", "out of memory");
     } else if (!json_is_array(versions) || json_array_size(versions) == 0 ||
                json_array_size(versions) > LV_POLICY_MAX_VERSIONS) {
         fail(&c, "versions", "must be a list of 1..32 versions");
     } else {
         self->n = (int)json_array_size(versions);
-        for (int i = 0; i < self->n && !c.failed; i++)
-            load_version(&c, json_array_get(versions, (size_t)i), i, &self->v[i]);
+        for (int i = 0; i < self->n && !c.failed; i++) {
+            json_t *vo = json_array_get(versions, (size_t)i);
+            load_version(&c, vo, i, &self->v[i]);
+            if (!c.failed) {
+                char base[32];
+                snprintf(base, sizeof base, "versions[%d]", i);
+                self->rules[i] = load_rules(&c, vo, base, &self->v[i]);
+                self->v[i].rules = self->rules[i];
+            }
+        }
         for (int i = 1; i < self->n && !c.failed; i++)
-            if (self->v[i].effective_ms <= self->v[i - 1].effective_ms)
-                fail(&c, "versions", "effective_from must increase from version to version");
+            if (self->v[i].effective_ms <= self->v[i - 1].effective_ms) {
+                char ep[48];
+                snprintf(ep, sizeof ep, "versions[%d].effective_from", i);
+                fail(&c, ep, "effective_from must increase from version to version");
+            }
     }
     json_decref(root);
+    free(text);
     if (c.failed) {
-        free(self);
+        lv_policy_destroy(&self);
         return NULL;
     }
     return self;
@@ -218,7 +518,10 @@ void lv_policy_destroy(lv_policy_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    free(*self_p);
+    lv_policy_t *self = *self_p;
+    for (int i = 0; i < LV_POLICY_MAX_VERSIONS; i++)
+        lv_ruleset_destroy(&self->rules[i]);
+    free(self);
     *self_p = NULL;
 }
 

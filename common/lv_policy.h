@@ -9,6 +9,9 @@
 #define LV_POLICY_MAX_TIERS 8
 #define LV_POLICY_MAX_FUNDS 16
 #define LV_POLICY_MAX_VERSIONS 32
+#define LV_POLICY_MAX_BYTES ((size_t)4 << 20) /* a policy file larger than this is refused */
+
+struct lv_ruleset; /* lv_rules.h */
 
 typedef struct {
     int64_t from_fen;  /* the tier applies from here up to the next tier's from_fen */
@@ -45,6 +48,10 @@ typedef struct {
     int elimination_months;         /* 风险消除: at least this long after identification, */
     int elimination_min_measures;   /* with at least this many assistance measures delivered */
     int overdue_escalate_hours;     /* an overdue task is escalated and reassigned after this */
+    unsigned house_damage_red;      /* bit (1 << lv_house_damage_t) per damage that counts as red */
+    /* The scope, category and grade rules, compiled at load (lv_rules.h);
+     * owned by the policy, NULL only in a version built by hand. */
+    const struct lv_ruleset *rules;
     lv_payout_rule_t illness, disaster, education;
     /* The medical-assistance calculator: basic, and tilted for monitoring
      * objects (医疗救助 基本 / 倾斜), on the year's compliant self-paid cost. */
@@ -57,8 +64,12 @@ typedef struct {
 
 typedef struct lv_policy lv_policy_t;
 
-/* Loads and validates the file. On error returns NULL and writes a message
- * naming the line (syntax) or the key path (e.g. versions[0].income_line_fen). */
+/* Loads and validates the file (docs/policy.md) and compiles its rules. On
+ * error returns NULL and writes a message naming the file, the line and, for
+ * anything but a syntax error, the key path, e.g.
+ *   策略文件错误 (policy error) policy.json line 12, at versions[0].rules.grade[1].when:
+ *   第 3 列 (column 3): 未知名称 (unknown name) "incme"
+ * A missing key is reported at the line of the object that lacks it. */
 lv_policy_t *lv_policy_load(const char *path, char *err, size_t errlen);
 void lv_policy_destroy(lv_policy_t **self_p);
 

@@ -161,5 +161,6 @@ int cli_parse_limit(cli_t *cli, const cli_args_t *a, char out[24]);
 int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
              const char *limit);
 int cli_cmd_token(cli_t *cli, const cli_args_t *a);
+int cli_cmd_shadow(cli_t *cli, const cli_args_t *a); /* cli_shadow.c */
 
 #endif

@@ -52,6 +52,8 @@ static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL
 static const cli_opt_t o_token[] = {{"--investigator", true}, {"--label", true}, {"--out", true},
                                     {"--all", false}, {NULL, false}};
 static const cli_opt_t o_sweep[] = {{"--month", true}, {"--county", true}, {NULL, false}};
+static const cli_opt_t o_shadow[] = {
+    {"--at", true}, {"--region", true}, {"--csv", false}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
                                     {"--date", true}, {NULL, false}};
 static const cli_opt_t o_channel[] = {{"--secret-env", true}, {"--secret-file", true},
@@ -122,6 +124,11 @@ static const cli_cmd_t s_cmds[] = {
      "医疗救助测算: 基本与倾斜救助各付多少 (what basic and tilted medical assistance would pay)"},
     {"payout-report", cli_cmd_payout_report, 0, 0, o_report, "payout-report [--region P] [--csv]",
      "发放统计, 按类别/户类型/县/月 (payouts by kind, household type, county, month; CSV for Excel)"},
+    {"shadow", cli_cmd_shadow, 1, 1, o_shadow,
+     "shadow DRAFT.json [--at YYYY-MM-DD] [--region PREFIX] [--csv]",
+     "影子运行: 草案政策会让哪些户纳入、退出或改变类别/等级, 不改变数据 (what a draft policy "
+     "would change: households entering or leaving the scope, changing category or grade; "
+     "changes nothing)"},
     {"reconcile", cli_cmd_reconcile, 0, 0, o_none, "reconcile",
      "对账 (prove the books: balanced, every account equals its transfers, no overdraft, "
      "payouts match cases and caps)"},

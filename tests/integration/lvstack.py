@@ -25,6 +25,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LEVEE = os.path.join(ROOT, "scripts", "levee")
 SERVICES = ("ingest", "matching", "dispatch", "ledger", "notify", "gateway")
+# The services that run the main loop of common/lv_service.c: the bus, the
+# policy (reloaded on SIGHUP), /metrics and /healthz at port base +15..+19.
+BUS_SERVICES = SERVICES[:5]
 PORTS_PER_STACK = 20
 FIELD_SEP = "\x1f"
 RECORD_SEP = "\x1e"

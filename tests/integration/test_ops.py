@@ -34,9 +34,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lvstack import ROOT, SERVICES, Checks, Stack, free_port_base, wait_for  # noqa: E402
+from lvstack import BUS_SERVICES, ROOT, SERVICES, Checks, Stack, free_port_base, wait_for  # noqa: E402
 
-BUS_SERVICES = ("ingest", "matching", "dispatch", "ledger", "notify")
 PLACE = {s: i for i, s in enumerate(BUS_SERVICES)}
 CK = Checks("ops")
 log = CK.log

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "lv_policy.h"
+#include "lv_rules.h"
 #include "lv_time.h"
 
 static const char *policy_path(void)
@@ -189,15 +190,15 @@ static void test_at_effective_date(void **state)
     assert_string_equal(v->version, "2024.1");
 }
 
-/* A second version from 2025-07-01 takes over at its first millisecond. */
-static void test_at_two_versions(void **state)
+/* The shipped policy plus a copy of its version with another name, date
+ * and income line. */
+static lv_policy_t *with_second_version(const char *name, const char *from, int64_t line)
 {
-    (void)state;
     json_t *root = shipped_json();
     json_t *v2 = json_deep_copy(version0(root));
-    json_object_set_new(v2, "version", json_string("2025.2"));
-    json_object_set_new(v2, "effective_from", json_string("2025-07-01"));
-    json_object_set_new(v2, "income_line_fen", json_integer(560000));
+    json_object_set_new(v2, "version", json_string(name));
+    json_object_set_new(v2, "effective_from", json_string(from));
+    json_object_set_new(v2, "income_line_fen", json_integer(line));
     json_array_append_new(json_object_get(root, "versions"), v2);
     char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
@@ -209,6 +210,14 @@ static void test_at_two_versions(void **state)
     unlink(path);
     if (!p)
         fail_msg("%s", err);
+    return p;
+}
+
+/* A second version from 2025-07-01 takes over at its first millisecond. */
+static void test_at_two_versions(void **state)
+{
+    (void)state;
+    lv_policy_t *p = with_second_version("2025.2", "2025-07-01", 560000);
     int64_t t2 = lv_days_from_civil(2025, 7, 1) * LV_DAY_MS;
     assert_string_equal(lv_policy_at(p, t2 - 1)->version, "2024.1");
     assert_int_equal(lv_policy_at(p, t2 - 1)->income_line_fen, 520000);
@@ -444,15 +453,178 @@ static void test_error_missing_file(void **state)
     assert_has(err, "/nonexistent/levee/policy.json");
 }
 
+/* The line (1-based) of the first occurrence of needle in text; the test
+ * finds it by searching, independently of the loader's key-path scan. */
+static int line_of(const char *text, const char *needle)
+{
+    const char *at = strstr(text, needle);
+    if (!at)
+        fail_msg("\"%s\" not found in the test's policy text", needle);
+    int line = 1;
+    for (const char *p = text; p < at; p++)
+        line += *p == '\n';
+    return line;
+}
+
+/* Loads text through a temp file; expects failure and returns the message
+ * with the temp file's name replaced by FILE. */
+static void expect_text_error(const char *text, char *err, size_t errlen)
+{
+    char path[64], raw[1024] = "";
+    write_temp(path, text);
+    lv_policy_t *p = lv_policy_load(path, raw, sizeof raw);
+    unlink(path);
+    if (p)
+        lv_policy_destroy(&p);
+    assert_null(p);
+    const char *at = strstr(raw, path);
+    assert_non_null(at);
+    snprintf(err, errlen, "%.*sFILE%s", (int)(at - raw), raw, at + strlen(path));
+}
+
+/* The shipped file's text with one substring replaced. */
+static char *shipped_text_with(const char *from, const char *to)
+{
+    FILE *f = fopen(policy_path(), "r");
+    assert_non_null(f);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *at = strstr(text, from);
+    if (!at)
+        fail_msg("\"%s\" is not in the shipped policy", from);
+    size_t out_len = n - strlen(from) + strlen(to) + 1;
+    char *out = malloc(out_len);
+    assert_non_null(out);
+    snprintf(out, out_len, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    return out;
+}
+
 static void test_error_missing_income_line(void **state)
 {
     (void)state;
     char err[512];
     json_t *root = shipped_json();
     assert_int_equal(json_object_del(version0(root), "income_line_fen"), 0);
-    expect_load_error(root, err, sizeof err);
+    char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
-    assert_string_equal(err, "策略文件错误 (policy error) at versions[0].income_line_fen: missing");
+    /* A missing key is reported at the object that lacks it: the line of
+     * versions[0]'s opening brace, the one before its first key. */
+    char want[256];
+    snprintf(want, sizeof want,
+             "策略文件错误 (policy error) FILE line %d, at versions[0].income_line_fen: missing",
+             line_of(text, "\"version\": \"2024.1\"") - 1);
+    expect_text_error(text, err, sizeof err);
+    free(text);
+    assert_string_equal(err, want);
+}
+
+/* A wrong value deep in the shipped file is reported at its own line. */
+static void test_error_line_of_value(void **state)
+{
+    (void)state;
+    char err[512], want[256];
+    char *text = shipped_text_with("{\"from_fen\": 6000000, \"rate_permille\": 700}",
+                                   "{\"from_fen\": 6000000, \"rate_permille\": 7000}");
+    expect_text_error(text, err, sizeof err);
+    snprintf(want, sizeof want,
+             "策略文件错误 (policy error) FILE line %d, at "
+             "versions[0].payouts.illness.tiers[2].rate_permille: 7000 is out of range 0..1000",
+             line_of(text, "7000}"));
+    free(text);
+    assert_string_equal(err, want);
+
+    text = shipped_text_with("\"house_damage_red\": [\"严重\", \"倒塌\"]",
+                             "\"house_damage_red\": [\"严重\", \"全毁\"]");
+    expect_text_error(text, err, sizeof err);
+    snprintf(want, sizeof want, "FILE line %d, at versions[0].house_damage_red[1]: ",
+             line_of(text, "全毁"));
+    free(text);
+    assert_has(err, want);
+}
+
+/* Rule errors name the line of the rule's key, its path, the column in the
+ * expression and what is wrong. */
+static void test_error_rules(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *from, *to, *line_of, *want;
+    } cases[] = {
+        {"\"income - rigid < line * members\"}", "\"incme - rigid < line * members\"}", "incme",
+         "at versions[0].rules.scope[0].when: 第 1 列 (column 1): 未知名称 (unknown name) \"incme\""},
+        {"\"in_scope\", \"grade\": \"orange\"", "\"in_scope + 1\", \"grade\": \"orange\"",
+         "in_scope + 1", "at versions[0].rules.grade[3].when: 第 1 列 (column 1): 类型错误 (type error): + 需要数值"},
+        {"\"in_scope\", \"grade\": \"orange\"", "\"income\", \"grade\": \"orange\"",
+         "\"income\", \"grade\"", "at versions[0].rules.grade[3].when: 条件须为真假值"},
+        {"\"grade\": \"orange\"", "\"grade\": \"purple\"", "purple",
+         "at versions[0].rules.grade[3].grade: grade 须为 red / orange / yellow"},
+        {"\"category\": \"边缘易致贫户\"", "\"category\": \"贫困户\"", "\"贫困户\"",
+         "at versions[0].rules.category[1].category: category 须为"},
+        {"\"category\": \"边缘易致贫户\"", "\"catgory\": \"边缘易致贫户\"", "catgory",
+         "at versions[0].rules.category[1].catgory: 未知的键 (unknown key)"},
+        {"\"income - rigid < line * members\"}", "\"income - rigid < line * members or in_scope\"}",
+         "or in_scope", "at versions[0].rules.scope[0].when: 第 36 列 (column 36): 范围规则不能用 in_scope"},
+        {"{\"when\": \"in_scope\", \"grade\": \"orange\"}",
+         "{\"when\": \"in_scope and income * income > 0\", \"grade\": \"orange\"}",
+         "income * income", "at versions[0].rules.grade[3].when: 数值溢出"},
+        {"{\"when\": \"in_scope\", \"grade\": \"orange\"}",
+         "{\"when\": \"in_scope and income / rigid > 2\", \"grade\": \"orange\"}",
+         "income / rigid", "at versions[0].rules.grade[3].when: 除以零 (division by zero), 当 (when) "
+                           "income = 0, rigid = 0, members = 1"},
+        {"\"scope\": [", "\"scope\": [], \"x\": [", "\"scope\"",
+         "at versions[0].rules.scope: must be a list of 1..16 rules"},
+        {"\"rules\": {", "\"no_rules\": {", "\"versions\"",
+         ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text = shipped_text_with(cases[i].from, cases[i].to);
+        char err[1024], want[600];
+        expect_text_error(text, err, sizeof err);
+        if (!*cases[i].want) {
+            /* rules missing: reported at versions[0]'s line. */
+            snprintf(want, sizeof want, "line %d, at versions[0].rules: missing",
+                     line_of(text, "\"version\": \"2024.1\"") - 1);
+        } else {
+            snprintf(want, sizeof want, "FILE line %d, %s", line_of(text, cases[i].line_of),
+                     cases[i].want);
+        }
+        free(text);
+        assert_has(err, want);
+    }
+}
+
+/* The shipped rules, compiled: one scope rule, three categories, five
+ * grade rules; 严重 and 倒塌 count as red. */
+static void test_shipped_rules(void **state)
+{
+    const lv_policy_version_t *v = current(state);
+    assert_non_null(v->rules);
+    assert_int_equal(lv_ruleset_count(v->rules, LV_RULE_SCOPE), 1);
+    assert_int_equal(lv_ruleset_count(v->rules, LV_RULE_CATEGORY), 3);
+    assert_int_equal(lv_ruleset_count(v->rules, LV_RULE_GRADE), 5);
+    assert_int_equal(v->house_damage_red, (1u << LV_HOUSE_SEVERE) | (1u << LV_HOUSE_COLLAPSED));
+}
+
+/* Each version's rules see that version's constants: a 2025 version with a
+ * 5,600 元 line puts a household of 4 with 21,000 元 in scope; 2024 did not. */
+static void test_rules_per_version(void **state)
+{
+    (void)state;
+    lv_policy_t *p = with_second_version("2025.1", "2025-01-01", 560000);
+    lv_facts_t f = {.income_fen = 2100000, .members = 4};
+    lv_verdict_t out;
+    assert_int_equal(lv_rules_eval(lv_policy_at(p, lv_days_from_civil(2024, 12, 31) * LV_DAY_MS), &f, &out), 0);
+    assert_false(out.in_scope);
+    assert_int_equal(lv_rules_eval(lv_policy_at(p, lv_days_from_civil(2025, 1, 1) * LV_DAY_MS), &f, &out), 0);
+    assert_true(out.in_scope);
+    assert_has(out.explain, "2100000 - 0 < 560000 * 4 → true");
+    /* poverty_line follows the line: 560,000 x 2/3 = 1,120,000/3. */
+    f.income_fen = 1000000;
+    assert_int_equal(lv_rules_eval(lv_policy_at(p, lv_days_from_civil(2025, 1, 1) * LV_DAY_MS), &f, &out), 0);
+    assert_has(out.explain, "1000000 - 0 < (1120000/3) * 4 → true");
+    lv_policy_destroy(&p);
 }
 
 static void test_error_bad_values(void **state)
@@ -554,6 +726,10 @@ int main(void)
         cmocka_unit_test(test_error_missing_file),
         cmocka_unit_test(test_error_missing_income_line),
         cmocka_unit_test(test_error_bad_values),
+        cmocka_unit_test(test_error_line_of_value),
+        cmocka_unit_test(test_error_rules),
+        cmocka_unit_test(test_shipped_rules),
+        cmocka_unit_test(test_rules_per_version),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
