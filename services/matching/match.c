@@ -383,6 +383,9 @@ int mat_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
 int mat_tick(void *ctx, lv_service_t *svc)
 {
     mat_t *m = ctx;
+    int wait = mat_rejudge_step(m, svc);
+    if (wait == 0)
+        return 0;
     int64_t now = lv_now_ms();
     if (m->sweep_check_ms <= 0 || now < m->next_sweep_check_ms)
         return 1000;

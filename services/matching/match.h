@@ -21,6 +21,10 @@ typedef struct {
     int64_t sweep_check_ms;
     int sweep_day;
     int64_t next_sweep_check_ms; /* in memory only: when to look at Postgres again */
+    /* Re-judging after a policy switch (rejudge.c): the version every
+     * household has been judged by in this process, and where the walk is. */
+    char judged_version[64];
+    char rejudge_after[128];
 } mat_t;
 
 /* The consumer handler: a RecordBatch ("records") or a Command ("cmd":
@@ -30,6 +34,12 @@ int mat_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply);
 
 /* The service tick: runs the monthly sweep of counties not yet swept. */
 int mat_tick(void *ctx, lv_service_t *svc);
+
+/* One step of re-judging after a policy switch: when the version in effect
+ * is not the one households were judged by, the next batch of households
+ * judged by another version is evaluated again (alerts as for new data), in
+ * one transaction. Returns the ms the tick may sleep (0: more to do). */
+int mat_rejudge_step(mat_t *m, lv_service_t *svc);
 
 /* ---- shared by the matching modules --------------------------------------- */
 

@@ -16,6 +16,12 @@
    draft's new version reports nothing.
 4. A draft with a broken rule is refused with the file's line and key path.
 5. Every table's contents are the same before and after.
+6. The real switch: the services start again on a copy of the shipped
+   policy, the draft is written over it and SIGHUP sent. Matching judges
+   every household again by the draft's version, and the households whose
+   scope, category or grade changed are exactly those the shadow run
+   reported, with the verdicts it reported; the households that entered
+   scope get an alert.
 
 Checks keep going after a failure so that one report shows everything; the
 exit status is 1 when any check failed.
@@ -226,11 +232,54 @@ def run(st, tmp):
     check(not changed, "every table is as before (%d tables)" % len(before), changed)
 
 
+def real_switch(st, tmp):
+    print("\n== 6. the real switch produces what the shadow run reported")
+    import signal
+    import time
+    live = os.path.join(tmp, "live.json")
+    write_policy(live, lambda v0: [v0])
+    st.env["LEVEE_POLICY"] = live
+    for svc in SERVICES:
+        st.start(svc)
+    draft = os.path.join(tmp, "draft.json")
+    shadow = reported(json.loads(st.levee("shadow", draft, "--json").stdout))
+    before = {r[0]: r[1:] for r in st.psql("SELECT household_id, in_scope, coalesce(category, ''), "
+                                           "coalesce(grade, '') FROM household_state")}
+    alerts0 = int(st.scalar("SELECT count(*) FROM alert"))
+    write_policy(live, raised_line)
+    with open(os.path.join(st.home, "run", "levee-matching.pid")) as f:
+        os.kill(int(f.read().strip()), signal.SIGHUP)
+    deadline = time.monotonic() + 120
+    while st.scalar("SELECT count(*) FROM household_state WHERE policy_version <> '2025.draft'") != "0":
+        if time.monotonic() > deadline:
+            check(False, "matching judged every household by 2025.draft within 120 s")
+            return
+        time.sleep(0.3)
+    st.levee("wait-idle", "--timeout", "120", timeout=150)
+    after = {r[0]: r[1:] for r in st.psql("SELECT household_id, in_scope, coalesce(category, ''), "
+                                          "coalesce(grade, '') FROM household_state")}
+    changed = {h: after[h] for h in after if after[h] != before.get(h)}
+    want = {h: ("t" if d[0] else "f", d[1] or "", d[2] or "") for h, (_, _, d) in shadow.items()}
+    check(shadow and changed == want,
+          "the households the switch changed are the %d the shadow run reported, with its verdicts"
+          % len(shadow), diff_summary(changed, want))
+    with_evidence = {r[0] for r in st.psql("SELECT household_id FROM household_state "
+                                           "WHERE cardinality(risk_factors) > 0")}
+    entered = sorted(h for h, (kinds, _, _) in shadow.items() if "enter" in kinds and h in with_evidence)
+    alerted = sorted(r[0] for r in st.psql("SELECT household_id FROM alert WHERE alert_id LIKE "
+                                           "'a:policy:2025.draft:%' AND household_id = ANY(:'h'::text[])",
+                                           {"h": "{" + ",".join(entered) + "}"}))
+    check(entered and int(st.scalar("SELECT count(*) FROM alert")) > alerts0,
+          "the switch raised alerts (%d entered scope)" % len(entered))
+    eq(alerted, entered, "each household that entered scope with a risk factor has its alert")
+
+
 def main():
     def body():
         with tempfile.TemporaryDirectory(prefix="levee-shadow-") as tmp:
             with Stack(free_port_base()) as st:
                 run(st, tmp)
+                real_switch(st, tmp)
     return finish(body)
 
 
