@@ -148,7 +148,7 @@ async function main() {
 
     phase = 'household';
     await page.goto(`${BASE}/#/`);
-    await ready(page, 'overview', `.page[data-region]`);
+    await ready(page, 'overview', `.page[data-region="${observed.overview.region}"]`);
     await page.locator('table[data-testid="monitored"] a', { hasText: HOUSEHOLD }).first().click();
     await ready(page, 'household', `.page[data-household="${HOUSEHOLD}"]`);
     observed.household = await snapshot(page);
