@@ -50,7 +50,8 @@ typedef enum { GW_BODY_NONE, GW_BODY_JSON, GW_BODY_SPOOL } gw_body_t;
 
 typedef struct {
     const char *method;
-    const char *path;   /* template: "{name}" matches one non-empty segment */
+    const char *path;   /* template: "{name}" matches one non-empty segment, a final
+                           "*" the non-empty rest of the path (into the next param) */
     gw_handler_fn fn;
     unsigned roles;     /* lv_role_t bits allowed; 0 = no token needed */
     gw_body_t body;
@@ -73,6 +74,7 @@ struct gw {
     lv_cfg_t cfg;
     char home[1024];  /* absolute, so ingest finds spooled files */
     char spool[1100]; /* home/spool */
+    char web_root[1024]; /* the dashboard's files (LEVEE_WEB_ROOT, resolved); "" = none */
     void *zctx;
     gw_pool_t *pool;
     gw_metrics_t *metrics;
@@ -100,6 +102,9 @@ struct gw_req {
     char allow[64];
     char next_cursor[GW_CURSOR_MAX + 1];
     bool www_auth;
+    const char *cache_control; /* NULL: no-store */
+    char etag[64];             /* "" when none */
+    bool page;                 /* a dashboard file: send the browser's security headers */
     bool queued; /* handed to libmicrohttpd */
 };
 
@@ -134,6 +139,10 @@ void gw_db_error(gw_req_t *r, int e);
 
 /* ---- request helpers (gw_http.c) ---------------------------------------- */
 
+/* Decodes %XX in place as libmicrohttpd would, but keeps %00 as it is: a
+ * NUL would cut a path or argument short where the caller did not
+ * (main.js%00.css read as main.js). Returns the new length. */
+size_t gw_url_unescape(char *s);
 /* A query argument, or NULL. */
 const char *gw_query(gw_req_t *r, const char *name);
 /* A request header, or NULL. */
@@ -171,6 +180,9 @@ int gw_json_yuan(gw_req_t *r, json_t *o, const char *key, int64_t *fen);
 /* The narrower of the caller's prefix and a region filter, into out;
  * false after replying 403 when they are disjoint. */
 bool gw_scope_region(gw_req_t *r, const char *filter, char out[13]);
+/* The same for the request's `region` argument (any prefix of a region
+ * code); false after replying 400 (malformed) or 403 (outside). */
+bool gw_query_scope(gw_req_t *r, char out[13]);
 
 /* The risk types (风险类型) of SPEC.md. */
 extern const char *const gw_risk_factors[];
@@ -266,6 +278,17 @@ void gw_h_funds(gw_req_t *r);
 void gw_h_payouts(gw_req_t *r);
 void gw_h_stats(gw_req_t *r);
 void gw_h_reconciliation(gw_req_t *r);
+void gw_h_stats_regions(gw_req_t *r);
+void gw_h_stats_trend(gw_req_t *r);
+
+/* ---- the dashboard's static files (gw_web.c) ----------------------------- */
+
+void gw_h_web_index(gw_req_t *r);
+void gw_h_web(gw_req_t *r);
+/* Is rel (the part after /web/) a path the gateway serves? */
+bool gw_web_path_ok(const char *rel);
+/* The Content-Type for a file name by its extension; NULL when not served. */
+const char *gw_web_type(const char *name);
 
 /* Queues an import of a spooled file as `levee load` does; *import_id set.
  * Returns 0 or an lv_pg error. */

@@ -158,12 +158,7 @@ void gw_h_household(gw_req_t *r)
 
 void gw_h_cases(gw_req_t *r)
 {
-    const char *region = gw_query(r, "region"), *status = gw_query(r, "status"),
-               *grade = gw_query(r, "grade");
-    if (region && !gw_region_ok(region)) {
-        gw_bad_request(r, "region 须为 1..12 位数字的区划代码前缀 (region must be 1..12 digits)");
-        return;
-    }
+    const char *status = gw_query(r, "status"), *grade = gw_query(r, "grade");
     if (status && !gw_in_list(status, s_case_status)) {
         gw_bad_request(r, "status 须为 candidate verifying reviewing publicizing monitoring "
                           "eliminated rejected 之一 (unknown status)");
@@ -175,7 +170,7 @@ void gw_h_cases(gw_req_t *r)
     }
     char scope[13];
     gw_page_t pg;
-    if (!gw_scope_region(r, region, scope) ||
+    if (!gw_query_scope(r, scope) ||
         !gw_page_begin(r, "is", GW_LIMIT_DEFAULT, GW_LIMIT_MAX, &pg))
         return;
     const char *p[6] = {scope, status, grade, pg.after[0], pg.after[1], pg.limit_plus_one};
@@ -278,11 +273,12 @@ void gw_h_tasks(gw_req_t *r)
     /* An investigator's list is their own tasks, whatever they ask for. */
     if (r->caller.role == LV_ROLE_INVESTIGATOR)
         assignee = r->caller.investigator;
+    char scope[13];
     gw_page_t pg;
-    if (!gw_page_begin(r, "is", GW_LIMIT_DEFAULT, GW_LIMIT_MAX, &pg))
+    if (!gw_query_scope(r, scope) ||
+        !gw_page_begin(r, "is", GW_LIMIT_DEFAULT, GW_LIMIT_MAX, &pg))
         return;
-    const char *p[6] = {r->caller.prefix, assignee, status, pg.after[0], pg.after[1],
-                        pg.limit_plus_one};
+    const char *p[6] = {scope, assignee, status, pg.after[0], pg.after[1], pg.limit_plus_one};
     gw_list_reply(r,
                   "SELECT " GW_TASK_JSON "::text, t.due_ms, t.task_id FROM task t "
                   "JOIN hcase c ON c.case_id = t.case_id "

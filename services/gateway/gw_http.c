@@ -18,12 +18,51 @@
 #include "lv_pg.h"
 
 #define POOL_WAIT_MS 5000
+#define GW_WEB_CSP                                                                                \
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "                   \
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "              \
+    "frame-ancestors 'none'; form-action 'none'"
 
 static int64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t gw_url_unescape(char *s)
+{
+    char *w = s;
+    for (const char *p = s; *p;) {
+        int hi = p[0] == '%' ? hex_value(p[1]) : -1;
+        int lo = hi >= 0 ? hex_value(p[2]) : -1;
+        if (lo >= 0 && (hi | lo)) {
+            *w++ = (char)(hi << 4 | lo);
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return gw_url_unescape(s);
 }
 
 const char *gw_query(gw_req_t *r, const char *name)
@@ -178,8 +217,18 @@ static enum MHD_Result queue(gw_req_t *r)
         return MHD_NO;
     r->resp = NULL; /* libmicrohttpd frees it */
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            r->cache_control ? r->cache_control : "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->etag[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
+    if (r->page) {
+        /* The dashboard loads only its own files and talks only to this
+         * API; ECharts' tooltips carry inline styles. */
+        MHD_add_response_header(resp, "Content-Security-Policy", GW_WEB_CSP);
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    }
     if (r->status == 405 && r->allow[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (r->www_auth)
@@ -261,7 +310,8 @@ void *gw_http_start(gw_t *gw, const struct sockaddr *addr)
                             on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.http_max_conns,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GW_IDLE_TIMEOUT_S,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, gw, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, gw,
+                            MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
 }
 
 void gw_http_stop(void *daemon)

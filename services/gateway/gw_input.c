@@ -150,3 +150,13 @@ bool gw_scope_region(gw_req_t *r, const char *filter, char out[13])
     gw_forbidden(r, "区划超出您的管辖范围 (region outside your scope)");
     return false;
 }
+
+bool gw_query_scope(gw_req_t *r, char out[13])
+{
+    const char *region = gw_query(r, "region");
+    if (region && !gw_region_ok(region)) {
+        gw_bad_request(r, "region 须为 1..12 位数字的区划代码前缀 (region must be 1..12 digits)");
+        return false;
+    }
+    return gw_scope_region(r, region, out);
+}

@@ -10,7 +10,7 @@
 
 #include "gw.h"
 
-static const int s_statuses[] = {200, 201, 202, 400, 401, 403, 404, 405, 409, 413, 500, 503, 504};
+static const int s_statuses[] = {200, 201, 202, 304, 400, 401, 403, 404, 405, 409, 413, 500, 503, 504};
 #define NSTATUS (sizeof s_statuses / sizeof s_statuses[0])
 #define STATUS_OTHER NSTATUS /* one more slot for any other code */
 

@@ -30,6 +30,11 @@ const gw_route_t gw_routes[] = {
     {"GET", "/api/v1/stats", gw_h_stats, REGION, GW_BODY_NONE, NULL},
     {"GET", "/api/v1/reconciliation", gw_h_reconciliation, LV_ROLE_PROVINCE | FUND, GW_BODY_NONE,
      NULL},
+    {"GET", "/api/v1/stats/regions", gw_h_stats_regions, REGION, GW_BODY_NONE, NULL},
+    {"GET", "/api/v1/stats/trend", gw_h_stats_trend, REGION, GW_BODY_NONE, NULL},
+    /* The dashboard: files anyone may load; its data needs a token. */
+    {"GET", "/", gw_h_web_index, 0, GW_BODY_NONE, NULL},
+    {"GET", "/web/*", gw_h_web, 0, GW_BODY_NONE, NULL},
 };
 const size_t gw_nroutes = sizeof gw_routes / sizeof gw_routes[0];
 
@@ -43,6 +48,13 @@ static bool match(const char *tpl, const char *path, char params[][GW_PARAM_MAX 
         tpl++;
         path++;
         size_t tl = strcspn(tpl, "/"), pl = strcspn(path, "/");
+        if (!strcmp(tpl, "*")) {
+            size_t rest = strlen(path);
+            if (rest == 0 || rest > GW_PARAM_MAX || np >= GW_MAX_PARAMS)
+                return false;
+            memcpy(params[np], path, rest + 1);
+            return true;
+        }
         if (tpl[0] == '{') {
             if (pl == 0 || pl > GW_PARAM_MAX || np >= GW_MAX_PARAMS)
                 return false;

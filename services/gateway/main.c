@@ -40,11 +40,33 @@ static int resolve_home(gw_t *gw)
     return 0;
 }
 
+/* The dashboard's files (LEVEE_WEB_ROOT) as an absolute path without
+ * links, so a served file can be checked to lie under it. Unset: the
+ * gateway serves the API alone. Set to something that is not a folder: an
+ * error, as for any other bad setting. */
+static int resolve_web_root(gw_t *gw)
+{
+    const char *root = getenv("LEVEE_WEB_ROOT");
+    if (!root || !*root)
+        return 0;
+    char *abs = realpath(root, NULL);
+    struct stat st;
+    if (!abs || stat(abs, &st) != 0 || !S_ISDIR(st.st_mode) || strlen(abs) >= sizeof gw->web_root) {
+        lv_error("LEVEE_WEB_ROOT is not a folder: %s", root);
+        free(abs);
+        return -1;
+    }
+    snprintf(gw->web_root, sizeof gw->web_root, "%s", abs);
+    free(abs);
+    return 0;
+}
+
 int main(void)
 {
     lv_log_init("gateway");
     static gw_t gw;
-    if (lv_cfg_load(&gw.cfg) || resolve_home(&gw) || sodium_init() < 0)
+    if (lv_cfg_load(&gw.cfg) || resolve_home(&gw) || resolve_web_root(&gw) ||
+        sodium_init() < 0)
         return 1;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
@@ -70,7 +92,8 @@ int main(void)
                                                     : NULL;
     int rc = 1;
     if (daemon) {
-        lv_info("listening on http://%s:%d", gw.cfg.http_bind, gw.cfg.http_port);
+        lv_info("listening on http://%s:%d%s%s", gw.cfg.http_bind, gw.cfg.http_port,
+                gw.web_root[0] ? ", dashboard from " : "", gw.web_root);
         int sig = 0;
         sigwait(&stop, &sig);
         lv_info("stopping on signal %d", sig);

@@ -34,7 +34,7 @@ static void test_routes(void **state)
     assert_string_equal(allow, "GET");
     assert_int_equal(gw_route_match("GET", "/api/v1/declarations", params, allow, sizeof allow), -2);
     assert_string_equal(allow, "POST");
-    const char *missing[] = {"/", "", "/api/v1/cases/", "/api/v1/imports//rejects", "/api/v1/imports",
+    const char *missing[] = {"", "/api/v1/cases/", "/api/v1/imports//rejects", "/api/v1/imports",
                              "/api/v1/cases/x", "/api/v1/cases/x/steps/y", "/healthz/", "//healthz",
                              "/api/v2/cases", "api/v1/cases"};
     for (size_t k = 0; k < sizeof missing / sizeof missing[0]; k++)
@@ -42,6 +42,60 @@ static void test_routes(void **state)
     char longseg[GW_PARAM_MAX + 40] = "/api/v1/households/";
     memset(longseg + strlen(longseg), 'x', GW_PARAM_MAX + 1);
     assert_int_equal(gw_route_match("GET", longseg, params, allow, sizeof allow), -1);
+}
+
+/* The dashboard's files: / and /web/PATH route to them; only paths into
+ * the served folders, of known types, without any way out, are served. */
+static void test_web(void **state)
+{
+    char params[GW_MAX_PARAMS][GW_PARAM_MAX + 1], allow[64];
+    int i = gw_route_match("GET", "/", params, allow, sizeof allow);
+    assert_true(i >= 0);
+    assert_string_equal(gw_routes[i].path, "/");
+    assert_int_equal(gw_routes[i].roles, 0);
+    i = gw_route_match("HEAD", "/web/app/main.js", params, allow, sizeof allow);
+    assert_true(i >= 0);
+    assert_string_equal(params[0], "app/main.js");
+    i = gw_route_match("GET", "/web/vendor/a/b/c.js", params, allow, sizeof allow);
+    assert_true(i >= 0);
+    assert_string_equal(params[0], "vendor/a/b/c.js");
+    assert_int_equal(gw_route_match("GET", "/web/", params, allow, sizeof allow), -1);
+    assert_int_equal(gw_route_match("GET", "/web", params, allow, sizeof allow), -1);
+    assert_int_equal(gw_route_match("POST", "/web/app/main.js", params, allow, sizeof allow), -2);
+    /* The statistics routes are still found next to /api/v1/stats. */
+    i = gw_route_match("GET", "/api/v1/stats/trend", params, allow, sizeof allow);
+    assert_true(i >= 0);
+    assert_string_equal(gw_routes[i].path, "/api/v1/stats/trend");
+
+    const char *good[] = {"app/main.js", "app/app.css", "vendor/echarts.min.js",
+                          "vendor/regions/gansu_62_towns.csv", "app/x-y_z.1.json"};
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++)
+        assert_true(gw_web_path_ok(good[k]));
+    const char *bad[] = {
+        "", "app", "app/", "app//main.js", "app/../index.html", "app/./main.js", "../etc/passwd",
+        "app/.hidden.js", "app/%2e%2e/x.js", "app/main.js/", "/app/main.js", "app\\..\\x.js",
+        "node_modules/echarts/dist/echarts.js", "test/dashboard.mjs", "package.json",
+        "index.html", "app/main.exe", "app/main", "app/main.js?x", "app/ma in.js",
+        "app/\xe4\xb8\xad.js", "vendor/a/b/c/d/e/f/g/h.js",
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        assert_false(gw_web_path_ok(bad[k]));
+    assert_string_equal(gw_web_type("index.html"), "text/html; charset=utf-8");
+    assert_string_equal(gw_web_type("app/main.js"), "text/javascript; charset=utf-8");
+    assert_string_equal(gw_web_type("shot.png"), "image/png");
+    assert_null(gw_web_type("app.d/noext"));
+    assert_null(gw_web_type("x.sh"));
+
+    char u[64];
+    const char *cases[][2] = {
+        {"/web/app/%2e%2e/x.js", "/web/app/../x.js"}, {"a%2Fb%41", "a/bA"}, {"main.js%00.css", "main.js%00.css"},
+        {"50%", "50%"}, {"%4", "%4"}, {"%zz%e4%b8%ad", "%zz\xe4\xb8\xad"}, {"a+b", "a+b"}, {"", ""},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(u, sizeof u, "%s", cases[k][0]);
+        assert_int_equal(gw_url_unescape(u), strlen(cases[k][1]));
+        assert_string_equal(u, cases[k][1]);
+    }
 }
 
 static void test_cursor(void **state)
@@ -262,7 +316,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),  cmocka_unit_test(test_cursor), cmocka_unit_test(test_text),
         cmocka_unit_test(test_yuan),    cmocka_unit_test(test_scope),  cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_spool),   cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_spool),   cmocka_unit_test(test_metrics), cmocka_unit_test(test_web),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
