@@ -333,22 +333,6 @@ int cli_cmd_import(cli_t *cli, const cli_args_t *a)
     return rc;
 }
 
-/* One RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
-static void csv_field(FILE *out, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', out);
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 int cli_cmd_rejects(cli_t *cli, const cli_args_t *a)
 {
     int64_t v;
@@ -395,7 +379,7 @@ int cli_cmd_rejects(cli_t *cli, const cli_args_t *a)
                     char *t2 = cli_cell_text(r, 0, c, CLI_F_TEXT);
                     if (c)
                         fputc(',', stdout);
-                    csv_field(stdout, t2 ? t2 : "");
+                    cli_csv_field(stdout, t2 ? t2 : "");
                     free(t2);
                 }
                 fputs("\r\n", stdout);
