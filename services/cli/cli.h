@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli_table.h"
 #include "lv_cfg.h"
 
 /* Exit codes, part of the command line's contract. */
@@ -109,6 +110,11 @@ const char *cli_default_actor(void);
 /* 元 text to fen, or an exit code after reporting a bad amount. */
 int cli_parse_money(cli_t *cli, const char *opt, const char *v, int64_t *fen);
 
+/* Runs a list query and prints it like cli_res_print, with a note on
+ * stderr when limit (the row limit as text, or NULL) cut it (cli_views.c). */
+int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
+             const char *limit);
+
 /* ---- commands ----------------------------------------------------------- */
 
 int cli_cmd_load(cli_t *cli, const cli_args_t *a);
@@ -135,5 +141,11 @@ int cli_cmd_relief(cli_t *cli, const cli_args_t *a);
 int cli_cmd_reconcile(cli_t *cli, const cli_args_t *a);
 int cli_cmd_medcalc(cli_t *cli, const cli_args_t *a);
 int cli_cmd_payout_report(cli_t *cli, const cli_args_t *a);
+
+int cli_cmd_measure(cli_t *cli, const cli_args_t *a);
+int cli_cmd_measure_delivered(cli_t *cli, const cli_args_t *a);
+int cli_cmd_measures(cli_t *cli, const cli_args_t *a);
+int cli_cmd_recheck_stats(cli_t *cli, const cli_args_t *a);
+int cli_cmd_queue(cli_t *cli, const cli_args_t *a);
 
 #endif
