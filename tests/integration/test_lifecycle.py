@@ -34,7 +34,8 @@ candidate cases; then, in order:
    income, a pending payout); measures recorded and delivered; six months
    later the sweep sends a 回访 for the household that qualifies and never
    for the one where nobody can work (refused, flagged in `levee cases`);
-   the 回访 confirms; 评议, 公示 (a third restart ends it), 审核, 审定 →
+   a 回访 that finds the risk remaining stops it until a new measure is
+   delivered; the next 回访 confirms; 评议, 公示 (a third restart ends it), 审核, 审定 →
    eliminated; a new bill opens episode 2.
 
 Exits 1 when any check failed.
@@ -666,6 +667,28 @@ class Lifecycle:
         CK.eq((flags.get(n.case), flags.get(e.case)), (True, False), "levee cases flags the no-labour household")
         out = self.step("P5", "eliminate", want=1)
         CK.ok("回访" in out, "eliminate before the 回访 result refused", out)
+        code, out = self.rc("task-result", rt["task_id"], "--income", "100000", "--members", "3", "--rigid",
+                            str(e.bill), "--actor", rt["assignee"], "--risk-remains", "--findings", "饮水不安全")
+        CK.eq((code, self.case("P5")[2]), (0, ""), "a 回访 finding the risk remains: no 风险消除, still monitored")
+        CK.ok(self.timeline(e.case)[-1][0] == "revisit_not_confirmed", "timeline: revisit_not_confirmed")
+        time.sleep(6)  # one more sweep: nothing new, no new 回访
+        CK.eq(len([t for t in self.tasks(e.case) if t["kind"] == "revisit"]), 1,
+              "no second 回访 until something changes")
+        out = self.step("P5", "eliminate", want=1)
+        rt = self.open_task(e.case, "revisit")
+        CK.ok(rt and rt["task_id"] in out and self.case("P5")[2] == "revisit",
+              "eliminate asked by the county: refused, but a 回访 goes out (%s)" % (rt and rt["task_id"]), out)
+        code, out = self.rc("task-result", rt["task_id"], "--income", "100000", "--members", "3", "--rigid",
+                            str(e.bill), "--actor", rt["assignee"], "--risk-remains")
+        CK.eq((code, self.case("P5")[2]), (0, ""), "that 回访 too finds the risk remaining")
+        self.rc("measure", e.case, "--kind", "other", "--note", "安装自来水", "--delivered",
+                time.strftime("%Y-%m-%d", time.gmtime()))
+        try:
+            rt = self.st.wait_for(revisit, timeout=30, what="another 回访")
+            CK.ok(True, "a new measure delivered: the sweep sends another 回访 %s" % rt["task_id"])
+        except TimeoutError as ex:
+            CK.ok(False, "a new measure brings another 回访", ex)
+            return
         code, out = self.rc("task-result", rt["task_id"], "--income", "100000", "--members", "3", "--rigid",
                             str(e.bill), "--actor", rt["assignee"], "--findings", "两不愁三保障及饮水安全均有保障")
         CK.eq((code, self.case("P5")[2]), (0, "confirmed"), "the 回访 confirms")
