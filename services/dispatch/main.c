@@ -12,13 +12,13 @@ int main(void)
     memset(&d, 0, sizeof d);
     lv_cfg_t cfg;
     d.arena = lv_arena_new((size_t)1 << 20);
-    if (!d.arena || lv_cfg_load(&cfg) || dsp_clock_init())
+    if (!d.arena || lv_cfg_load(&cfg))
         return 1;
     lv_service_opts_t opts = {.name = "dispatch", .bind_endpoint = cfg.ep_dispatch,
                               .handler = dsp_handle, .tick = dsp_tick, .ctx = &d};
     d.svc = lv_service_new(&opts);
     d.redis = lv_redis_new(cfg.redis_host, cfg.redis_port);
-    if (!d.svc || !d.redis)
+    if (!d.svc || !d.redis || dsp_clock_init())
         return 1;
     if (lv_service_add_dest(d.svc, "ledger", cfg.ep_ledger) ||
         lv_service_add_dest(d.svc, "notify", cfg.ep_notify))
