@@ -51,7 +51,7 @@ static int ensure(lv_redis_t *self)
     struct timeval tv = {1, 0};
     self->ctx = redisConnectWithTimeout(self->host, self->port, tv);
     if (!self->ctx || self->ctx->err) {
-        lv_warn("redis %s:%d unavailable (%s); dedup falls back to postgres", self->host,
+        lv_warn("redis %s:%d unavailable (%s); postgres answers instead", self->host,
                 self->port, self->ctx ? self->ctx->errstr : "alloc");
         self->retry_after_ms = lv_mono_ms() + 2000;
         return LV_ETRANSIENT;
@@ -104,4 +104,14 @@ int lv_redis_mark(lv_redis_t *self, const char *const *keys, size_t n, int ttl_s
         freeReplyObject(r);
     }
     return 0;
+}
+
+struct redisContext *lv_redis_context(lv_redis_t *self)
+{
+    return ensure(self) ? NULL : self->ctx;
+}
+
+int lv_redis_reset(lv_redis_t *self)
+{
+    return drop(self);
 }

@@ -20,4 +20,14 @@ int lv_redis_seen(lv_redis_t *self, const char *const *keys, size_t n, bool *see
  * the Postgres commit that made the keys true. */
 int lv_redis_mark(lv_redis_t *self, const char *const *keys, size_t n, int ttl_s);
 
+struct redisContext;
+
+/* The connection for commands this header does not wrap (e.g. the task
+ * queues of lv_taskq.h), connected on demand; NULL while Redis is
+ * unavailable (a reconnect is tried at most every 2 s). After an I/O or
+ * protocol error on it, call lv_redis_reset. */
+struct redisContext *lv_redis_context(lv_redis_t *self);
+/* Drops a broken connection; returns LV_ETRANSIENT for the caller to pass on. */
+int lv_redis_reset(lv_redis_t *self);
+
 #endif

@@ -115,6 +115,11 @@ const char *cli_default_actor(void);
 /* 元 text to fen, or an exit code after reporting a bad amount. */
 int cli_parse_money(cli_t *cli, const char *opt, const char *v, int64_t *fen);
 
+/* Runs a list query and prints it like cli_res_print, with a note on
+ * stderr when limit (the row limit as text, or NULL) cut it (cli_views.c). */
+int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
+             const char *limit);
+
 /* ---- commands ----------------------------------------------------------- */
 
 int cli_cmd_load(cli_t *cli, const cli_args_t *a);
@@ -155,12 +160,14 @@ int cli_cmd_subscriptions(cli_t *cli, const cli_args_t *a);
 int cli_cmd_deliveries(cli_t *cli, const cli_args_t *a);
 int cli_cmd_notify_test(cli_t *cli, const cli_args_t *a);
 
-/* List helpers of the views (cli_views.c): --limit as text, and a query
- * printed as a table or JSON. */
+/* --limit as text (cli_views.c). */
 int cli_parse_limit(cli_t *cli, const cli_args_t *a, char out[24]);
-int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
-             const char *limit);
 int cli_cmd_token(cli_t *cli, const cli_args_t *a);
 int cli_cmd_shadow(cli_t *cli, const cli_args_t *a); /* cli_shadow.c */
+int cli_cmd_measure(cli_t *cli, const cli_args_t *a);
+int cli_cmd_measure_delivered(cli_t *cli, const cli_args_t *a);
+int cli_cmd_measures(cli_t *cli, const cli_args_t *a);
+int cli_cmd_recheck_stats(cli_t *cli, const cli_args_t *a);
+int cli_cmd_queue(cli_t *cli, const cli_args_t *a);
 
 #endif

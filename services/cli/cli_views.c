@@ -46,9 +46,8 @@ static int parse_limit(cli_t *cli, const cli_args_t *a, char out[24])
     return 0;
 }
 
-/* Runs a list query and prints it; a note on stderr when the limit cut it. */
-static int list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
-                const char *limit)
+int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
+             const char *limit)
 {
     PGconn *pg = cli_pg(cli);
     if (!pg)
@@ -83,12 +82,15 @@ int cli_cmd_cases(cli_t *cli, const cli_args_t *a)
     static const cli_col_t cols[] = {
         {"opened_at", NULL, CLI_F_DATE, 0},
         {"deadline", NULL, CLI_F_DATE, 0},
+        {"exit_stage", "风险消除", CLI_F_AUTO, 0},
+        {"no_labour", "无劳动力(持续监测)", CLI_F_AUTO, 0},
         {NULL, NULL, 0, 0},
     };
     const char *p[] = {status, region, limit};
-    return list(cli,
+    return cli_list(cli,
                 "SELECT case_id, household_id, status, stage, grade, category, risk_factors, "
-                "opened_ms AS opened_at, deadline_ms AS deadline FROM hcase "
+                "opened_ms AS opened_at, deadline_ms AS deadline, exit_stage, "
+                "lifecycle_no_labour(household_id) AS no_labour FROM hcase "
                 "WHERE ($1::text IS NULL OR status = $1) "
                 "AND ($2::text IS NULL OR left(region_code, length($2)) = $2) "
                 "ORDER BY opened_ms DESC, case_id LIMIT $3::int",
@@ -108,11 +110,12 @@ int cli_cmd_tasks(cli_t *cli, const cli_args_t *a)
                         status);
     static const cli_col_t cols[] = {{"due_at", NULL, CLI_F_DATETIME, 0}, {NULL, NULL, 0, 0}};
     const char *p[] = {cli_opt(a, "--assignee"), status, limit};
-    return list(cli,
-                "SELECT task_id, case_id, household_id, assignee, status, due_ms AS due_at, kind "
-                "FROM task WHERE ($1::text IS NULL OR assignee = $1) "
-                "AND ($2::text IS NULL OR status = $2) "
-                "ORDER BY due_ms, task_id LIMIT $3::int",
+    return cli_list(cli,
+                "SELECT t.task_id, t.case_id, t.household_id, t.assignee, t.status, "
+                "t.due_ms AS due_at, t.kind, h.grade FROM task t JOIN hcase h USING (case_id) "
+                "WHERE ($1::text IS NULL OR t.assignee = $1) "
+                "AND ($2::text IS NULL OR t.status = $2) "
+                "ORDER BY lv_grade_rank(h.grade) DESC, t.due_ms, t.task_id LIMIT $3::int",
                 3, p, cols, limit);
 }
 
@@ -128,7 +131,7 @@ int cli_cmd_payouts(cli_t *cli, const cli_args_t *a)
         {NULL, NULL, 0, 0},
     };
     const char *p[] = {cli_opt(a, "--household"), limit};
-    return list(cli,
+    return cli_list(cli,
                 "SELECT payout_id, household_id, case_id, kind, amount_fen, status, reason, "
                 "created_ms FROM payout WHERE ($1::text IS NULL OR household_id = $1) "
                 "ORDER BY created_ms, payout_id LIMIT $2::int",
@@ -147,7 +150,7 @@ static const char *const SQL_FUNDS =
 int cli_cmd_funds(cli_t *cli, const cli_args_t *a)
 {
     static const cli_col_t cols[] = {{"name", "名称", CLI_F_AUTO, 0}, {NULL, NULL, 0, 0}};
-    return list(cli, SQL_FUNDS, 0, NULL, cols, NULL);
+    return cli_list(cli, SQL_FUNDS, 0, NULL, cols, NULL);
 }
 
 /* What left through each payment channel (一卡通, 银行代发, ...). */
@@ -156,7 +159,7 @@ int cli_cmd_channels(cli_t *cli, const cli_args_t *a)
     (void)a;
     static const cli_col_t cols[] = {{"channel", "支付渠道", CLI_F_AUTO, 0},
                                      {NULL, NULL, 0, 0}};
-    return list(cli,
+    return cli_list(cli,
                 "SELECT substr(a.account_id, 9) AS channel, a.credits_posted AS paid_fen, "
                 "(SELECT count(*) FROM transfer t WHERE t.credit_account = a.account_id) AS payouts "
                 "FROM account a WHERE a.kind = 'paidout' ORDER BY a.account_id",
@@ -175,7 +178,7 @@ int cli_cmd_inbox(cli_t *cli, const cli_args_t *a)
         {NULL, NULL, 0, 0},
     };
     const char *p[] = {a->npos > 0 ? a->pos[0] : NULL, limit};
-    return list(cli,
+    return cli_list(cli,
                 "SELECT recipient, recipient_name, kind, title, body, created_ms AS created "
                 "FROM inbox WHERE ($1::text IS NULL OR recipient = $1 OR recipient_name = $1) "
                 "ORDER BY created_ms DESC, event_id LIMIT $2::int",
@@ -185,12 +188,6 @@ int cli_cmd_inbox(cli_t *cli, const cli_args_t *a)
 int cli_parse_limit(cli_t *cli, const cli_args_t *a, char out[24])
 {
     return parse_limit(cli, a, out);
-}
-
-int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli_col_t *cols,
-             const char *limit)
-{
-    return list(cli, sql, n, p, cols, limit);
 }
 
 /* ---- household ---------------------------------------------------------- */

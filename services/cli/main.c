@@ -31,7 +31,8 @@ static const cli_opt_t o_load[] = {
 static const cli_opt_t o_wait[] = {{"--timeout", true}, {NULL, false}};
 static const cli_opt_t o_task_result[] = {
     {"--income", true}, {"--members", true},  {"--rigid", true}, {"--excluded", true},
-    {"--risk", true},   {"--findings", true}, {"--actor", true}, {NULL, false},
+    {"--risk", true},   {"--findings", true}, {"--actor", true}, {"--risk-remains", false},
+    {NULL, false},
 };
 static const cli_opt_t o_step[] = {
     {"--note", true}, {"--actor", true}, {"--role", true}, {NULL, false}};
@@ -54,6 +55,12 @@ static const cli_opt_t o_token[] = {{"--investigator", true}, {"--label", true},
 static const cli_opt_t o_sweep[] = {{"--month", true}, {"--county", true}, {NULL, false}};
 static const cli_opt_t o_shadow[] = {
     {"--at", true}, {"--region", true}, {"--csv", false}, {NULL, false}};
+static const cli_opt_t o_measure[] = {{"--kind", true},  {"--note", true}, {"--delivered", true},
+                                      {"--actor", true}, {"--role", true}, {NULL, false}};
+static const cli_opt_t o_delivered[] = {
+    {"--date", true}, {"--actor", true}, {"--role", true}, {NULL, false}};
+static const cli_opt_t o_measures[] = {{"--case", true}, {"--household", true}, {NULL, false}};
+static const cli_opt_t o_county[] = {{"--county", true}, {NULL, false}};
 static const cli_opt_t o_money[] = {{"--note", true}, {"--actor", true}, {"--role", true},
                                     {"--date", true}, {NULL, false}};
 static const cli_opt_t o_channel[] = {{"--secret-env", true}, {"--secret-file", true},
@@ -81,8 +88,9 @@ static const cli_cmd_t s_cmds[] = {
      "investigator-add ID NAME REGION_PREFIX", "登记或更新调查员 (add or update an investigator)"},
     {"task-result", cli_cmd_task_result, 1, 1, o_task_result,
      "task-result TASK_ID --income 元 --members N --rigid 元 [--excluded REASON] [--risk 因病] "
-     "[--findings TEXT] [--actor NAME]",
-     "提交入户核实结果 (submit a verification result)"},
+     "[--findings TEXT] [--actor NAME] [--risk-remains]",
+     "提交入户核查、抽样复核或回访结果 (submit a verify, recheck or revisit result; "
+     "--risk-remains: the 回访 finds the risk not resolved)"},
     {"step", cli_cmd_step, 3, 3, o_step,
      "step CASE_ID STEP pass|fail [--note TEXT] [--actor NAME] [--role ROLE]",
      "办理流程环节 (record a step); STEP: screen deliberate publicize object town_review "
@@ -129,6 +137,19 @@ static const cli_cmd_t s_cmds[] = {
      "影子运行: 草案政策会让哪些户纳入、退出或改变类别/等级, 不改变数据 (what a draft policy "
      "would change: households entering or leaving the scope, changing category or grade; "
      "changes nothing)"},
+    {"measure", cli_cmd_measure, 1, 1, o_measure,
+     "measure CASE_ID --kind KIND --note TEXT [--delivered DATE]",
+     "登记一户一策帮扶措施 (record an assistance measure); KIND: industry employment medical "
+     "education social relief fund other (或 产业帮扶 就业帮扶 医疗帮扶 教育帮扶 社会救助 临时救助 "
+     "资金帮扶 其他帮扶); without --delivered it is planned"},
+    {"measure-delivered", cli_cmd_measure_delivered, 1, 1, o_delivered,
+     "measure-delivered MEASURE_ID [--date DATE]", "帮扶措施已落实 (a planned measure was delivered)"},
+    {"measures", cli_cmd_measures, 0, 0, o_measures, "measures [--case C] [--household H]",
+     "帮扶措施列表 (assistance measures)"},
+    {"recheck-stats", cli_cmd_recheck_stats, 0, 0, o_county, "recheck-stats [--county C]",
+     "抽样复核统计, 按县 (re-check sampling: verified, sampled, agreed, sent back)"},
+    {"queue", cli_cmd_queue, 1, 1, o_none, "queue INVESTIGATOR",
+     "调查员任务队列, 红色优先 (an investigator's work queue, red first, as Redis holds it)"},
     {"reconcile", cli_cmd_reconcile, 0, 0, o_none, "reconcile",
      "对账 (prove the books: balanced, every account equals its transfers, no overdraft, "
      "payouts match cases and caps)"},

@@ -1,6 +1,6 @@
-/* levee-dispatch: cases, verification tasks and review steps. Consumes
- * alerts from matching and commands from people; sends payout requests to
- * ledger and news to notify. */
+/* levee-dispatch: cases, tasks, review steps and 风险消除. Consumes alerts
+ * from matching and commands from people; sends payout requests to ledger
+ * and news to notify; keeps the investigators' queues in Redis. */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 
@@ -17,13 +17,16 @@ int main(void)
     lv_service_opts_t opts = {.name = "dispatch", .bind_endpoint = cfg.ep_dispatch,
                               .handler = dsp_handle, .tick = dsp_tick, .ctx = &d};
     d.svc = lv_service_new(&opts);
-    if (!d.svc)
+    d.redis = lv_redis_new(cfg.redis_host, cfg.redis_port);
+    if (!d.svc || !d.redis || dsp_clock_init())
         return 1;
     if (lv_service_add_dest(d.svc, "ledger", cfg.ep_ledger) ||
+        lv_service_add_dest(d.svc, "matching", cfg.ep_matching) ||
         lv_service_add_dest(d.svc, "notify", cfg.ep_notify))
         return 1;
     int rc = lv_service_run(d.svc);
     lv_service_destroy(&d.svc);
+    lv_redis_destroy(&d.redis);
     lv_arena_destroy(&d.arena);
     return rc;
 }

@@ -341,6 +341,8 @@ static int command(mat_t *m, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
         snprintf(reply->error, sizeof reply->error, "not a Command (bad protobuf)");
         return LV_EINVAL;
     }
+    if (!strcmp(c->name, "verified"))
+        return mat_verified(m, pg, msg->msg_id, c->household_id, c->task_id, reply);
     if (strcmp(c->name, "sweep") != 0) {
         snprintf(reply->error, sizeof reply->error, "unknown command %s", c->name);
         return LV_EINVAL;

@@ -88,6 +88,11 @@ int mat_link_waiting(PGconn *pg, const char *ids, const char *hids, mat_touched_
 int mat_evaluate(mat_t *m, PGconn *pg, const char *run_id, mat_touched_t *t, int64_t read_ms,
                  int *nalerts, char *err, size_t errlen);
 
+/* rejudge.c: judges a household again after a verification result
+ * (task_id) was recorded for it, in the caller's transaction. */
+int mat_verified(mat_t *m, PGconn *pg, const char *msg_id, const char *household_id,
+                 const char *task_id, lv_reply_t *reply);
+
 /* sweep.c: the monthly sweep of one county ("" = all) for month y-mo, in the
  * caller's transaction. Writes a summary into detail. */
 int mat_sweep(mat_t *m, PGconn *pg, const char *run_id, const char *county, int y, int mo,

@@ -1,4 +1,10 @@
-/* A policy switch: a reload with a new version, or a version whose
+/* Judging households again without new records.
+ *
+ * A verification result (入户核查, 抽样复核, 回访): the most trusted income
+ * of the household changed, so it is judged at once (its state, and an alert
+ * if it now enters scope or worsens), not only when its next record comes.
+ *
+ * A policy switch: a reload with a new version, or a version whose
  * effective date has come. Households were judged by the version of their
  * last record; the switch judges every one of them again by the version in
  * effect, in batches walked in household order, so that what the shadow run
@@ -15,6 +21,28 @@
 #include "match.h"
 
 #define REJUDGE_BATCH "2000"
+
+int mat_verified(mat_t *m, PGconn *pg, const char *msg_id, const char *household_id,
+                 const char *task_id, lv_reply_t *reply)
+{
+    if (!*household_id || !*task_id) {
+        snprintf(reply->error, sizeof reply->error, "verified: household_id and task_id are required");
+        return LV_EINVAL;
+    }
+    mat_touched_t t;
+    mat_touched_init(&t);
+    mat_touched_add(&t, household_id, task_id, "verification");
+    int alerts = 0;
+    int e = mat_touched_end(&t);
+    if (!e)
+        e = mat_evaluate(m, pg, msg_id, &t, lv_now_ms(), &alerts, reply->error,
+                         sizeof reply->error);
+    mat_touched_free(&t);
+    if (!e)
+        snprintf(reply->detail, sizeof reply->detail, "%s judged again after %s: %d alert(s)",
+                 household_id, task_id, alerts);
+    return e;
+}
 
 int mat_rejudge_step(mat_t *m, lv_service_t *svc)
 {

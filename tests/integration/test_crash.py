@@ -129,9 +129,14 @@ def approve(st, crash):
     st.levee("investigator-add", "inv-a", "核查员甲", "620521")
     wait_for(lambda: st.scalar("SELECT count(*) FROM task WHERE assignee IS NULL") == "0",
              timeout=60, what="tasks assigned")
+    # Added once inv-a holds every task: 抽样复核 goes to another investigator.
+    st.levee("investigator-add", "inv-b", "核查员乙", "620521")
     for i, c in enumerate(cases):
         st.levee("task-result", c + "-V1", "--income", "6000", "--members", "3", "--rigid", "20000",
                  "--actor", "inv-a")
+        if st.scalar("SELECT count(*) FROM task WHERE task_id = :'t'", {"t": c + "-V2"}) == "1":
+            st.levee("task-result", c + "-V2", "--income", "6000", "--members", "3", "--rigid", "20000",
+                     "--actor", "inv-b")
         st.levee("step", c, "deliberate", "pass", "--actor", "村委会")
         st.levee("step", c, "publicize", "pass", "--actor", "村委会")
     st.psql("UPDATE hcase SET publicity_end_ms = 0 WHERE status = 'publicizing'")

@@ -155,6 +155,9 @@ class Sample:
         self.j("wait-idle", "--timeout", "180")
         self.st.levee("investigator-add", "INV-%s-01" % COUNTY, "保险公司核查员王明", COUNTY)
         self.st.levee("investigator-add", "INV-%s-01" % OTHER, "保险公司核查员李强", OTHER)
+        # 抽样复核 goes to a second investigator of the county.
+        self.st.levee("investigator-add", "INV-%s-02" % COUNTY, "县级复核员赵敏", COUNTY)
+        self.st.levee("investigator-add", "INV-%s-02" % OTHER, "县级复核员孙丽", OTHER)
 
         def assigned():
             rows = self.st.psql("SELECT count(*) FILTER (WHERE assignee IS NULL), count(*) FROM task "
@@ -162,13 +165,13 @@ class Sample:
             return rows and rows[0][0] == "0" and int(rows[0][1]) > 0
         self.st.wait_for(assigned, timeout=60, what="every open task assigned")
 
-    def verifying(self, county, n):
-        """n cases waiting for 入户核查 in county, taken in turn from each
+    def candidates(self, county, n):
+        """n cases waiting for 筛查 and 入户核查 in county, taken in turn from each
         category and grade, so that the charts show the mix a county has."""
         rows = self.st.psql(
             "SELECT case_id FROM (SELECT case_id, category, grade, row_number() OVER "
             "  (PARTITION BY category, grade ORDER BY case_id) AS turn FROM hcase "
-            "  WHERE status = 'verifying' AND county = :'c') x "
+            "  WHERE status = 'candidate' AND county = :'c') x "
             "ORDER BY turn, category, grade, case_id LIMIT :n", {"c": county, "n": n})
         return [r[0] for r in rows]
 
@@ -185,6 +188,13 @@ class Sample:
         if excluded:
             args += ["--excluded", excluded]
         self.st.levee(*args)
+        recheck = self.st.psql("SELECT task_id, assignee FROM task WHERE case_id = :'c' AND kind = 'recheck' "
+                               "AND status = 'open'", {"c": case_id})
+        if recheck:
+            # Drawn for 抽样复核: the second investigator finds the same.
+            task, who = recheck[0]
+            self.st.levee("task-result", task, "--income", income, "--members", members, "--rigid", rigid,
+                          "--actor", who or "县级复核员")
 
     def step(self, case_id, name, note, actor):
         self.st.levee("step", case_id, name, "pass", "--note", note, "--actor", actor)
@@ -207,10 +217,10 @@ class Sample:
                 last, same_since = now, time.monotonic()
 
     def walk(self):
-        cases = self.verifying(COUNTY, len(APPROVE_FACTORS) + EXCLUDE + IN_PUBLICITY)
+        cases = self.candidates(COUNTY, len(APPROVE_FACTORS) + EXCLUDE + IN_PUBLICITY)
         if len(cases) < len(APPROVE_FACTORS) + EXCLUDE + IN_PUBLICITY:
             raise AssertionError("the sample has too few cases: %d" % len(cases))
-        other = self.verifying(OTHER, 1)
+        other = self.candidates(OTHER, 1)
         approve = cases[:len(APPROVE_FACTORS)] + other
         factors = APPROVE_FACTORS + ["因病"]
         excluded = cases[len(APPROVE_FACTORS):len(APPROVE_FACTORS) + EXCLUDE]

@@ -478,10 +478,10 @@ def test_reads(st, api, T):
             "risk_factors", "primary_risk_factor", "income_per_capita_fen", "rigid_expense_12m_fen",
             "cases", "payouts", "timeline")
     CHECK(r.status == 200 and all(k in h for k in spec), "GET /households/{id}: every SPEC field", h)
-    CHECK(h.get("status") == "verifying" and h.get("grade") == "red" and h.get("category") == "脱贫不稳定户"
+    CHECK(h.get("status") == "candidate" and h.get("grade") == "red" and h.get("category") == "脱贫不稳定户"
           and h.get("risk_factors") == ["因病"] and h.get("primary_risk_factor") == "因病" and
           h.get("income_per_capita_fen") == 300000 and h.get("rigid_expense_12m_fen") == 200000,
-          "HA1: verifying, red, 脱贫不稳定户, 因病, 3,000 元 per person, 2,000 元 rigid", h)
+          "HA1: candidate (its 入户核查 already out), red, 脱贫不稳定户, 因病, 3,000 元 per person, 2,000 元 rigid", h)
     CHECK(len(h.get("members", [])) == 3 and all(MASKED_ID.match(m["id_number"]) for m in h["members"]) and
           all(m["phone"] is None or "****" in m["phone"] for m in h["members"]),
           "members' ID numbers and phones masked for the county", h.get("members"))
@@ -750,7 +750,7 @@ def test_matrix(st, api, T):
             CHECK(r.status in (200, 403) and not leaked,
                   "%s GET %s: %d, nothing of county A" % (role, path, r.status), leaked or r)
     CHECK(st.scalar("SELECT count(*) FROM import") == imports_before, "no import was queued by county B's callers")
-    CHECK(st.scalar("SELECT status || '/' || stage FROM hcase WHERE case_id = :'c'", {"c": a_case}) == "verifying/verify",
+    CHECK(st.scalar("SELECT status || '/' || stage FROM hcase WHERE case_id = :'c'", {"c": a_case}) == "candidate/screen",
           "county A's case is untouched")
 
     section("roles: calls a role may not make answer 403")

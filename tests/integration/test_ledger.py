@@ -160,8 +160,13 @@ def prepare_cases(st, cases):
     def one(c):
         for args in (("task-result", c + "-V1", "--income", "6000", "--members", "3", "--rigid", "20000",
                       "--actor", "inv-a"),
+                     ("task-result", c + "-V2", "--income", "6000", "--members", "3", "--rigid", "20000",
+                      "--actor", "inv-b"),
                      ("step", c, "deliberate", "pass", "--actor", "村委会"),
                      ("step", c, "publicize", "pass", "--actor", "村委会")):
+            if args[1] == c + "-V2" and st.scalar("SELECT count(*) FROM task WHERE task_id = :'t'",
+                                                  {"t": c + "-V2"}) == "0":
+                continue  # not drawn for 抽样复核
             rc, out, err = run(st, *args)
             if rc != 0:
                 return c, "%s: exit %d %s" % (args[0] + " " + args[2 if args[0] == "step" else 1], rc,
@@ -213,6 +218,8 @@ def part1(st, sample):
     st.levee("investigator-add", "inv-a", "核查员甲", "620521")
     wait_for(lambda: st.scalar("SELECT count(*) FROM task WHERE assignee IS NULL") == "0",
              timeout=60, what="tasks assigned")
+    # A second investigator takes the 抽样复核 of inv-a's verifications.
+    st.levee("investigator-add", "inv-b", "核查员乙", "620521")
     # The year's self-paid compliant medical cost decides the payout (50% above
     # 5,000 元 and more). Cases with a moderate cost (payouts of roughly
     # 1,500..7,500 元) are kept for parts 3-5, so that they reserve money;
@@ -220,7 +227,7 @@ def part1(st, sample):
     # 4,500,000 元 fund is not used up before the later parts.
     rows = st.psql("SELECT c.case_id, coalesce((SELECT sum(compliant_self_fen) FROM medical_expense e "
                    "WHERE e.household_id = c.household_id), 0) FROM hcase c "
-                   "WHERE c.status = 'verifying' ORDER BY c.case_id")
+                   "WHERE c.status = 'candidate' ORDER BY c.case_id")
     moderate = [c for c, b in rows if 800000 <= int(b) <= 2000000]
     spare = moderate[::7][:8]
     walk = [c for c, b in rows if c not in spare and int(b) <= 6000000][:WALK]

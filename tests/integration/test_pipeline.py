@@ -442,9 +442,9 @@ class Pipeline:
         for hid in sorted(got & want):
             c, p = cases[hid], m.cases[hid]
             if (c["case_id"], c["status"], c["stage"], c["grade"], c["category"], c["risk_factors"]) != \
-               (hid + "-1", "verifying", "verify", p["grade"], p["category"], ["因病"]):
+               (hid + "-1", "candidate", "screen", p["grade"], p["category"], ["因病"]):
                 wrong.append((hid, c, p))
-        CK.check(not wrong, "each case: id <household>-1, verifying, grade, category, risk 因病",
+        CK.check(not wrong, "each case: id <household>-1, candidate (next: screen), grade, category, risk 因病",
                  "\n".join(map(str, wrong[:10])))
 
         dup_open = self.st.psql("SELECT household_id, count(*) FROM hcase WHERE status NOT IN "
@@ -619,10 +619,12 @@ class Pipeline:
         # Inbox.
         for hid in self.approved:
             region = m.cases[hid]["region"]
-            # A payout is news for the town and the household, not the village (config/notify.json).
+            # A payout is news for the town and the household, not the village (config/notify.json);
+            # task and red-alert news may reach the same offices as well.
             for who, want in (("town:" + region[:9], ["case_approved", "case_opened", "payout_posted"]),
                               ("village:" + region, ["case_approved", "case_opened"])):
-                kinds = sorted({x["kind"] for x in self.inbox(who) if hid in x["title"]})
+                kinds = sorted({x["kind"] for x in self.inbox(who) if hid in x["title"]}
+                               & {"case_approved", "case_opened", "payout_posted"})
                 CK.eq(kinds, want, "%s hears of %s" % (who, hid))
             amount = illness_payout(m.cases[hid]["basis"])
             msg = [x for x in self.inbox("town:" + region[:9]) if x["kind"] == "payout_posted" and hid in x["title"]]
@@ -667,6 +669,13 @@ class Pipeline:
         rc, out = self.task_result(hid, c["income"], c["members"], c["rigid"], "--risk", "因病",
                                    "--findings", "入户核实属实")
         CK.eq(rc, 0, "task-result for %s accepted" % case_id)
+        if self.case_row(case_id)[1] == "recheck":
+            # Drawn for 抽样复核 (10%): another investigator agrees.
+            task, who = self.st.psql("SELECT task_id, assignee FROM task WHERE case_id = :'c' AND kind = 'recheck' "
+                                     "AND status = 'open'", {"c": case_id})[0]
+            rc, out = self.rc("task-result", task, "--income", yuan(c["income"]), "--members", str(c["members"]),
+                              "--rigid", yuan(c["rigid"]), "--actor", who or "县级复核员")
+            CK.eq(rc, 0, "re-check %s by %s agrees" % (task, who))
         _, grade, category = evaluate(c["income"], c["members"], c["rigid"], c["exited"])
         CK.eq(self.case_row(case_id)[:4], ("reviewing", "deliberate", grade, category),
               "%s re-evaluated with the verified figures: reviewing, next deliberate" % case_id)
@@ -752,7 +761,7 @@ class Pipeline:
             pass
         c = self.cases().get(hid)
         CK.eq((c["case_id"], c["status"], c["grade"], c["category"]) if c else None,
-              (hid + "-1", "verifying", grade, category), "a case opens for the new household")
+              (hid + "-1", "candidate", grade, category), "a case opens for the new household")
         task = [t for t in self.tasks() if t["household_id"] == hid]
         CK.eq([(t["task_id"], t["kind"], t["assignee"]) for t in task], [(hid + "-1-V1", "verify", "inv-county")],
               "its verify task goes straight to the county investigator")
