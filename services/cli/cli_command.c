@@ -175,6 +175,7 @@ int cli_cmd_task_result(cli_t *cli, const cli_args_t *a)
     cmd.risk_factor = (char *)(risk ? risk : "");
     cmd.findings = (char *)(findings ? findings : "");
     cmd.risk_remains = cli_opt(a, "--risk-remains") != NULL;
+    cmd.declared_refused = cli_opt(a, "--refuse-declared") != NULL;
     cmd.actor = (char *)(actor && *actor ? actor : cli_default_actor());
     cmd.role = (char *)"investigator";
     cmd.at_ms = lv_now_ms();

@@ -32,7 +32,7 @@ static const cli_opt_t o_wait[] = {{"--timeout", true}, {NULL, false}};
 static const cli_opt_t o_task_result[] = {
     {"--income", true}, {"--members", true},  {"--rigid", true}, {"--excluded", true},
     {"--risk", true},   {"--findings", true}, {"--actor", true}, {"--risk-remains", false},
-    {NULL, false},
+    {"--refuse-declared", false}, {NULL, false},
 };
 static const cli_opt_t o_step[] = {
     {"--note", true}, {"--actor", true}, {"--role", true}, {NULL, false}};
@@ -88,9 +88,10 @@ static const cli_cmd_t s_cmds[] = {
      "investigator-add ID NAME REGION_PREFIX", "登记或更新调查员 (add or update an investigator)"},
     {"task-result", cli_cmd_task_result, 1, 1, o_task_result,
      "task-result TASK_ID --income 元 --members N --rigid 元 [--excluded REASON] [--risk 因病] "
-     "[--findings TEXT] [--actor NAME] [--risk-remains]",
+     "[--findings TEXT] [--actor NAME] [--risk-remains] [--refuse-declared]",
      "提交入户核查、抽样复核或回访结果 (submit a verify, recheck or revisit result; "
-     "--risk-remains: the 回访 finds the risk not resolved)"},
+     "--risk-remains: the 回访 finds the risk not resolved; --refuse-declared: 申报金额不予认定, "
+     "the household's declared amounts do not count as rigid expenditure)"},
     {"step", cli_cmd_step, 3, 3, o_step,
      "step CASE_ID STEP pass|fail [--note TEXT] [--actor NAME] [--role ROLE]",
      "办理流程环节 (record a step); STEP: screen deliberate publicize object town_review "

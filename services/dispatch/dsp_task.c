@@ -182,12 +182,15 @@ static int load_task(PGconn *pg, const char *task_id, task_row_t *t, bool *found
 /* Marks the task done with the findings as JSON and takes it off the queue. */
 static int record_result(PGconn *pg, const task_row_t *t, const Levee__Command *cmd)
 {
-    json_t *r = json_pack("{s:s, s:I, s:i, s:I, s:b, s:s, s:s, s:s, s:s, s:b}", "kind", t->kind,
-                          "annual_net_income_fen", (json_int_t)cmd->income_fen, "members",
-                          cmd->members, "rigid_expense_fen", (json_int_t)cmd->rigid_fen, "excluded",
-                          cmd->excluded, "exclusion_reason", cmd->exclusion_reason, "risk_factor",
-                          cmd->risk_factor, "findings", cmd->findings, "investigator", cmd->actor,
-                          "risk_remains", cmd->risk_remains);
+    /* declared_accepted: matching counts the household's declared amounts
+     * as rigid expenditure once a verification accepted them (SPEC). */
+    json_t *r = json_pack("{s:s, s:I, s:i, s:I, s:b, s:s, s:s, s:s, s:s, s:b, s:b}", "kind",
+                          t->kind, "annual_net_income_fen", (json_int_t)cmd->income_fen,
+                          "members", cmd->members, "rigid_expense_fen", (json_int_t)cmd->rigid_fen,
+                          "excluded", cmd->excluded, "exclusion_reason", cmd->exclusion_reason,
+                          "risk_factor", cmd->risk_factor, "findings", cmd->findings,
+                          "investigator", cmd->actor, "risk_remains", cmd->risk_remains,
+                          "declared_accepted", !cmd->declared_refused && !cmd->excluded);
     char *rj = r ? json_dumps(r, JSON_COMPACT) : NULL;
     json_decref(r);
     if (!rj)
@@ -430,10 +433,11 @@ int dsp_task_result(dsp_t *d, PGconn *pg, const Levee__Command *cmd, lv_reply_t 
     char detail[1200], inc[32], rig[32];
     lv_money_format(cmd->income_fen, inc, sizeof inc);
     lv_money_format(cmd->rigid_fen, rig, sizeof rig);
-    snprintf(detail, sizeof detail, "%s完成 %s: 家庭年纯收入 %s 元, %d 人, 刚性支出 %s 元%s%s%s%s",
+    snprintf(detail, sizeof detail, "%s完成 %s: 家庭年纯收入 %s 元, %d 人, 刚性支出 %s 元%s%s%s%s%s",
              kind_zh(t.kind), t.task_id, inc, cmd->members, rig, *cmd->findings ? "; " : "",
              cmd->findings, cmd->excluded ? "; 发现排除情形: " : "",
-             cmd->excluded ? cmd->exclusion_reason : "");
+             cmd->excluded ? cmd->exclusion_reason : "",
+             cmd->declared_refused ? "; 申报金额不予认定" : "");
     const char *action = verify ? "verified" : recheck ? "rechecked" : "revisited";
     if ((e = dsp_timeline(pg, &c, cmd->actor, cmd->role, action, detail, v->version)))
         return e;

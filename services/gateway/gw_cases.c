@@ -294,9 +294,22 @@ void gw_h_tasks(gw_req_t *r)
 typedef struct {
     int64_t income, rigid;
     int members;
-    bool excluded;
+    bool excluded, risk_remains, declared_accepted;
     const char *reason, *risk, *findings;
 } result_t;
+
+/* An optional boolean field: absent or null gives dflt; false after a 400
+ * when it is something else. */
+static bool opt_bool(gw_req_t *r, json_t *o, const char *key, bool dflt, bool *out)
+{
+    json_t *b = json_object_get(o, key);
+    if (b && !json_is_boolean(b) && !json_is_null(b)) {
+        gw_bad_request(r, "%s 须为 true 或 false (%s must be a boolean)", key, key);
+        return false;
+    }
+    *out = json_is_boolean(b) ? json_is_true(b) : dflt;
+    return true;
+}
 
 static bool result_parse(gw_req_t *r, json_t *o, result_t *v)
 {
@@ -324,12 +337,10 @@ static bool result_parse(gw_req_t *r, json_t *o, result_t *v)
         return false;
     }
     v->members = (int)json_integer_value(m);
-    json_t *ex = json_object_get(o, "excluded");
-    if (ex && !json_is_boolean(ex) && !json_is_null(ex)) {
-        gw_bad_request(r, "excluded 须为 true 或 false (excluded must be a boolean)");
+    if (!opt_bool(r, o, "excluded", false, &v->excluded) ||
+        !opt_bool(r, o, "risk_remains", false, &v->risk_remains) ||
+        !opt_bool(r, o, "declared_accepted", true, &v->declared_accepted))
         return false;
-    }
-    v->excluded = json_is_true(ex);
     if (v->excluded && (!v->reason || !*v->reason)) {
         gw_bad_request(r, "排除时须填写 exclusion_reason (an exclusion needs exclusion_reason)");
         return false;
@@ -374,6 +385,8 @@ void gw_h_task_result(gw_req_t *r)
     cmd.rigid_fen = v.rigid;
     cmd.members = v.members;
     cmd.excluded = v.excluded;
+    cmd.risk_remains = v.risk_remains;
+    cmd.declared_refused = !v.declared_accepted;
     cmd.exclusion_reason = (char *)(v.reason ? v.reason : "");
     cmd.risk_factor = (char *)(v.risk ? v.risk : "");
     cmd.findings = (char *)(v.findings ? v.findings : "");

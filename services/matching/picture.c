@@ -9,9 +9,9 @@
  *   declaration and visit → the stated type, sweep findings → their factor;
  *   each with its money effect;
  * - rigid = Σ medical self_paid + Σ education max(cost − aid, 0) + Σ disaster
- *   loss over the window. Declared amounts count only once verification has
- *   accepted them; verification does not record that yet, so they are left
- *   out;
+ *   loss + Σ declared amounts over the window, a declaration counting once
+ *   a verification result recorded after it accepted it (declared_accepted;
+ *   dispatch then has matching judge the household again);
  * - income = the first known of, in order of trust: the latest verification
  *   result, the latest visit estimate, the registry's annual_net_income, the
  *   sum of income rows over the 12 months ending at the latest period;
@@ -46,8 +46,11 @@ static const char *const SQL_PICTURE =
     "    FROM disaster_record WHERE household_id IN (SELECT hid FROM t) "
     "  UNION ALL SELECT household_id, '因残', coalesce(amount_fen, 0), event_ms, false "
     "    FROM civil_record WHERE kind = '残疾认定' AND household_id IN (SELECT hid FROM t) "
-    "  UNION ALL SELECT household_id, reason, coalesce(amount_fen, 0), event_ms, false "
-    "    FROM declaration_record WHERE household_id IN (SELECT hid FROM t) "
+    "  UNION ALL SELECT d.household_id, d.reason, coalesce(d.amount_fen, 0), d.event_ms, "
+    "    EXISTS (SELECT 1 FROM task v WHERE v.household_id = d.household_id "
+    "      AND v.status = 'done' AND (v.result->>'declared_accepted')::boolean "
+    "      AND v.completed_ms >= d.event_ms) "
+    "    FROM declaration_record d WHERE d.household_id IN (SELECT hid FROM t) "
     "  UNION ALL SELECT household_id, risk_factor, 0, event_ms, false FROM visit_record "
     "    WHERE risk_factor IS NOT NULL AND household_id IN (SELECT hid FROM t) "
     "  UNION ALL SELECT household_id, factor, effect_fen, at_ms, false FROM risk_signal "

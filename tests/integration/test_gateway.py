@@ -599,7 +599,9 @@ def test_workflow(st, api, T):
                          (("rigid_expense", -1), "a negative amount"), (("members", 0), "no members"),
                          (("members", "3"), "members as text"), (("rigid_expense", None), "no rigid expense"),
                          (("excluded", True), "an exclusion without a reason"), (("risk_factor", "因懒"), "an unknown risk"),
-                         (("excluded", "yes"), "excluded that is not a boolean")):
+                         (("excluded", "yes"), "excluded that is not a boolean"),
+                         (("declared_accepted", "no"), "declared_accepted that is not a boolean"),
+                         (("risk_remains", 1), "risk_remains that is not a boolean")):
         body = dict(base)
         if change[1] is None:
             del body[change[0]]
@@ -611,7 +613,7 @@ def test_workflow(st, api, T):
 
     path = "/api/v1/tasks/%s/result" % task
     body = {"annual_net_income": 9000.5, "members": 3, "rigid_expense": "2000.00", "risk_factor": "因病",
-            "findings": "住院自付费用属实"}
+            "findings": "住院自付费用属实", "declared_accepted": False}
     not_mine = "inv_a2" if mine == "inv_a" else "inv_a"
     CHECK(is_json_error(api.post(path, T[not_mine], body), 404), "another investigator's task: 404")
     CHECK(is_json_error(api.post(path, T["inv_b"], body), 404), "county B's investigator: 404")
@@ -623,6 +625,8 @@ def test_workflow(st, api, T):
           "the assigned investigator's result: 200, task done, case to 村级评议", r)
     res = st.scalar("SELECT result->>'annual_net_income_fen' FROM task WHERE task_id = :'t'", {"t": task})
     CHECK(res == "900050", "9000.5 元 arrives as 900050 fen", res)
+    res = st.scalar("SELECT result->>'declared_accepted' FROM task WHERE task_id = :'t'", {"t": task})
+    CHECK(res == "false", "declared_accepted: false is recorded (the declared amounts do not count)", res)
     CHECK(is_json_error(api.post(path, T[mine], body), 409), "a second result for a done task: 409 refused")
 
     steps = "/api/v1/cases/%s/steps" % case

@@ -30,6 +30,9 @@ candidate cases; then, in order:
    rebuilt from Postgres.
 8. a second bill turns an orange case red: grade_changed, red_alert, and its
    task moves to the head of the investigator's queue.
+8b. two households declare 20,000 元 each: not rigid expenditure until a
+   verification accepts it; one verification accepts (matching judges the
+   household again at once: rigid 20,000 元, red), one refuses (stays 0).
 9. monitoring: 风险消除 refused while the rules do not hold (time, measures,
    income, a pending payout); measures recorded and delivered; six months
    later the sweep sends a 回访 for the household that qualifies and never
@@ -607,6 +610,49 @@ class Lifecycle:
         CK.ok(ahead_of_orange(ts), "levee tasks --assignee %s lists G's task before the orange ones" % inv, ts)
         CK.ok(self.queue_matches(inv)[0], "and the whole queue still matches Postgres")
 
+    # -- 8b. declared amounts ------------------------------------------------------------
+
+    def declared(self):
+        section("8b. declared amounts count once verification accepts them")
+        # Income 15,000 元 for 3 (5,000 元 a head, under the 5,200 元 line):
+        # in scope; each declares 20,000 元 of 大额刚性支出.
+        d1 = self.h["D1"] = Household("D1", A, VILLAGE[A][0], "orange", 200)
+        d2 = self.h["D2"] = Household("D2", A, VILLAGE[A][0], "orange", 201)
+        reg = os.path.join(self.tmp, "registry-d.csv")
+        write_registry(reg, [d1, d2])
+        self.load("registry", reg)
+        path = os.path.join(self.tmp, "declaration-d.csv")
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["record_id", "id_number", "name", "event_date", "reason", "amount", "description"])
+            for h in (d1, d2):
+                w.writerow(["SB" + h.hid, h.members[0], h.name[:1] + "家甲", "2026-10-05", "大额刚性支出",
+                            "20000.00", "住房维修欠款"])
+        self.load("declaration", path)
+        self.st.wait_for(lambda: all(self.case(h.case) for h in (d1, d2)), timeout=30, what="D1, D2 cases")
+
+        def state(h):
+            return self.st.psql("SELECT rigid_fen, income_source, grade FROM household_state "
+                                "WHERE household_id = :'h'", {"h": h.hid})[0]
+        CK.eq([state(h)[0] for h in (d1, d2)], ["0", "0"],
+              "before verification the declared 20,000 元 is not rigid expenditure")
+        for key, extra in (("D1", ()), ("D2", ("--refuse-declared",))):
+            t = self.st.wait_for(lambda: (self.open_task(self.h[key].case, "verify") or {}).get("assignee"),
+                                 timeout=30, what="%s's task assigned" % key)
+            code, out = self.verify(key, None, t, *extra)
+            CK.eq(code, 0, "%s verified%s" % (key, " (declared amount refused)" if extra else ""))
+        try:
+            self.st.wait_for(lambda: [state(h)[:2] for h in (d1, d2)] ==
+                             [("2000000", "verification"), ("0", "verification")],
+                             timeout=30, what="D1 and D2 judged again")
+            CK.ok(True, "after verification matching judges both again: D1's rigid is the accepted "
+                        "20,000 元, D2's stays 0 (refused)")
+        except TimeoutError as ex:
+            CK.ok(False, "verification accepted D1's declared amount and not D2's", ex)
+        CK.eq(state(d1)[2], "red", "D1: rigid 20,000 元 ≥ income 15,000 元 → red")
+        CK.ok(any("申报金额不予认定" in r[1] for r in self.timeline(d2.case)),
+              "D2's timeline says the declared amount was not accepted")
+
     # -- 9. monitoring and elimination --------------------------------------------------
 
     def elimination(self):
@@ -744,6 +790,7 @@ def main():
                 t.decisions()
                 t.redis_wipe()
                 t.grade_change()
+                t.declared()
                 t.elimination()
             except (Fatal, StackError, TimeoutError, KeyError, TypeError, IndexError, ValueError) as e:
                 CK.failures.append("aborted: %s" % e)
