@@ -111,7 +111,7 @@ static int scan(PGconn *pg, const char *region, shadow_t *s)
         (e = lv_pg_cmd(pg,
                        "DECLARE shadow_scan NO SCROLL CURSOR FOR "
                        "SELECT s.household_id, h.region_code, h.household_type, s.income_fen, "
-                       "  s.members, s.rigid_fen "
+                       "  s.members, s.rigid_fen, s.house_damage, s.house_collapsed "
                        "FROM household_state s JOIN household h ON h.household_id = s.household_id "
                        "WHERE h.region_code LIKE $1 || '%'",
                        1, p))) {
@@ -127,7 +127,10 @@ static int scan(PGconn *pg, const char *region, shadow_t *s)
             lv_facts_t f = {.income_fen = strtoll(PQgetvalue(res, i, 3), NULL, 10),
                             .members = (int)strtol(PQgetvalue(res, i, 4), NULL, 10),
                             .rigid_fen = strtoll(PQgetvalue(res, i, 5), NULL, 10),
-                            .exited = !strcmp(PQgetvalue(res, i, 2), "脱贫户")};
+                            .exited = !strcmp(PQgetvalue(res, i, 2), "脱贫户"),
+                            .house_collapsed = PQgetvalue(res, i, 7)[0] == 't'};
+            if (lv_house_damage_parse(PQgetvalue(res, i, 6), &f.house_damage))
+                f.house_damage = LV_HOUSE_UNKNOWN; /* no disaster record says */
             if (f.members < 1) {
                 s->skipped++;
                 continue;

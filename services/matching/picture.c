@@ -17,7 +17,8 @@
  *   sum of income rows over the 12 months ending at the latest period;
  * - the risk factors ordered by money effect (largest first), then by their
  *   earliest evidence: the first is the primary factor;
- * - whether a disaster in the window left the house 倒塌 or 严重 damaged. */
+ * - the worst house damage (房屋损毁) a disaster in the window left: the
+ *   policy's house_damage_red says which levels make a household red. */
 #define _POSIX_C_SOURCE 200809L
 #include "match.h"
 
@@ -61,9 +62,9 @@ static const char *const SQL_PICTURE =
     "fa AS (SELECT hid, string_agg(factor, ',' ORDER BY effect DESC, first_ms, factor) AS factors "
     "  FROM f GROUP BY hid), "
     "rg AS (SELECT hid, sum(fen) AS rigid FROM w WHERE rigid GROUP BY hid), "
-    "hc AS (SELECT DISTINCT d.household_id AS hid FROM disaster_record d "
-    "  JOIN last ON last.hid = d.household_id "
-    "  WHERE d.house_damage IN ('倒塌', '严重') AND d.event_ms > last.last_ms - $4::bigint), "
+    "hc AS (SELECT d.household_id AS hid, max(array_position(ARRAY['无', '轻微', '严重', '倒塌'], "
+    "  d.house_damage)) AS lvl FROM disaster_record d JOIN last ON last.hid = d.household_id "
+    "  WHERE d.event_ms > last.last_ms - $4::bigint GROUP BY d.household_id), "
     "ver AS (SELECT DISTINCT ON (household_id) household_id AS hid, "
     "  (result->>'annual_net_income_fen')::bigint AS fen FROM task "
     "  WHERE household_id IN (SELECT hid FROM t) AND status = 'done' "
@@ -84,7 +85,7 @@ static const char *const SQL_PICTURE =
     "    WHEN inc.fen IS NOT NULL THEN 'income' ELSE '' END, "
     "  (SELECT count(*) FROM person p WHERE p.household_id = h.household_id), "
     "  coalesce(rg.rigid, 0), last.last_ms, st.in_scope, st.grade, t.rid, t.src, "
-    "  coalesce(cardinality(st.risk_factors), 0), coalesce(fa.factors, ''), hc.hid IS NOT NULL "
+    "  coalesce(cardinality(st.risk_factors), 0), coalesce(fa.factors, ''), coalesce(hc.lvl, 0) "
     "FROM t JOIN household h ON h.household_id = t.hid "
     "LEFT JOIN last ON last.hid = h.household_id LEFT JOIN fa ON fa.hid = h.household_id "
     "LEFT JOIN rg ON rg.hid = h.household_id LEFT JOIN hc ON hc.hid = h.household_id "
@@ -94,30 +95,33 @@ static const char *const SQL_PICTURE =
     "ORDER BY h.household_id";
 
 enum { P_HID, P_REGION, P_COUNTY, P_TYPE, P_INCOME, P_INCOME_SRC, P_MEMBERS, P_RIGID, P_LAST,
-       P_OLD_SCOPE, P_OLD_GRADE, P_RID, P_SRC, P_OLD_NFACTORS, P_FACTORS, P_COLLAPSED };
+       P_OLD_SCOPE, P_OLD_GRADE, P_RID, P_SRC, P_OLD_NFACTORS, P_FACTORS, P_HOUSE };
 
-/* $1..$16 arrays, $17 policy version, $18 now. */
+/* $1..$13 arrays, $14 policy version, $15 now, $16 explanations, $17 house
+ * damage (as the arrays of the state columns, in this order). */
 static const char *const SQL_STATE =
     "INSERT INTO household_state (household_id, county, in_scope, grade, category, risk_factors, "
     "  primary_risk, income_fen, income_source, members, rigid_fen, pci_fen, pci_after_fen, "
-    "  house_collapsed, explanation, policy_version, evaluated_ms) "
+    "  house_collapsed, house_damage, explanation, policy_version, evaluated_ms) "
     "SELECT hid, county, sc, nullif(gr, ''), nullif(cat, ''), "
     "  CASE WHEN rf = '' THEN '{}'::text[] ELSE string_to_array(rf, ',') END, "
-    "  nullif(split_part(rf, ',', 1), ''), inc, nullif(isrc, ''), mem, rig, pci, pca, hc, ex, "
+    "  nullif(split_part(rf, ',', 1), ''), inc, nullif(isrc, ''), mem, rig, pci, pca, hc, "
+    "  nullif(hd, ''), ex, "
     "  $14, $15 "
     "FROM unnest($1::text[], $2::text[], $3::boolean[], $4::text[], $5::text[], $6::text[], "
     "  $7::bigint[], $8::text[], $9::int[], $10::bigint[], $11::bigint[], $12::bigint[], "
-    "  $13::boolean[], $16::text[]) "
-    "  AS t(hid, county, sc, gr, cat, rf, inc, isrc, mem, rig, pci, pca, hc, ex) "
+    "  $13::boolean[], $17::text[], $16::text[]) "
+    "  AS t(hid, county, sc, gr, cat, rf, inc, isrc, mem, rig, pci, pca, hc, hd, ex) "
     "ON CONFLICT (household_id) DO UPDATE SET in_scope = EXCLUDED.in_scope, grade = EXCLUDED.grade, "
     "  category = EXCLUDED.category, risk_factors = EXCLUDED.risk_factors, "
     "  primary_risk = EXCLUDED.primary_risk, income_fen = EXCLUDED.income_fen, "
     "  income_source = EXCLUDED.income_source, members = EXCLUDED.members, "
     "  rigid_fen = EXCLUDED.rigid_fen, pci_fen = EXCLUDED.pci_fen, "
     "  pci_after_fen = EXCLUDED.pci_after_fen, house_collapsed = EXCLUDED.house_collapsed, "
+    "  house_damage = EXCLUDED.house_damage, "
     "  policy_version = EXCLUDED.policy_version, explanation = EXCLUDED.explanation, "
     "  evaluated_ms = EXCLUDED.evaluated_ms";
-#define STATE_ARRAYS 14
+#define STATE_ARRAYS 15
 
 /* $1..$15 arrays, $16 policy version, $17 read_ms, $18 now. */
 static const char *const SQL_ALERTS =
@@ -258,7 +262,8 @@ static int judge(eval_t *x, const PGresult *res, int i)
                     .members = (int)members,
                     .rigid_fen = num(res, i, P_RIGID),
                     .exited = !strcmp(PQgetvalue(res, i, P_TYPE), "脱贫户"),
-                    .house_collapsed = PQgetvalue(res, i, P_COLLAPSED)[0] == 't'};
+                    .house_damage = (lv_house_damage_t)num(res, i, P_HOUSE)};
+    f.house_collapsed = f.house_damage >= LV_HOUSE_SEVERE;
     lv_verdict_t vd;
     if (lv_rules_eval(x->v, &f, &vd))
         return 0;
@@ -278,6 +283,8 @@ static int judge(eval_t *x, const PGresult *res, int i)
     lv_arr_int(&b[11], vd.pci_after_fen);
     mat_arr_str(&b[12], f.house_collapsed ? "t" : "f");
     mat_arr_str(&b[13], vd.explain);
+    const char *damage = lv_house_damage_name(f.house_damage);
+    mat_arr_str(&b[14], damage ? damage : "");
 
     bool was_alerted = PQgetvalue(res, i, P_OLD_SCOPE)[0] == 't' &&
                        num(res, i, P_OLD_NFACTORS) > 0;
@@ -304,7 +311,8 @@ static int store(eval_t *x, PGconn *pg)
     q[13] = x->v->version;
     q[14] = nows;
     q[15] = sp[13];
-    int e = lv_pg_cmd(pg, SQL_STATE, 16, q);
+    q[16] = sp[14];
+    int e = lv_pg_cmd(pg, SQL_STATE, 17, q);
     if (e || !x->nalerts)
         return e;
     for (int i = 0; i < 12; i++)

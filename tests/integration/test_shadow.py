@@ -22,6 +22,10 @@
    scope, category or grade changed are exactly those the shadow run
    reported, with the verdicts it reported; the households that entered
    scope get an alert.
+7. House damage: a disaster leaves three households 轻微, 严重 and 无 damaged;
+   matching makes the 严重 one red (the shipped house_damage_red) and stores
+   each level; a draft that adds 轻微 reports exactly the 轻微 household
+   turning red, one that keeps only 倒塌 exactly the 严重 one leaving red.
 
 Checks keep going after a failure so that one report shows everything; the
 exit status is 1 when any check failed.
@@ -274,12 +278,60 @@ def real_switch(st, tmp):
     eq(alerted, entered, "each household that entered scope with a risk factor has its alert")
 
 
+def house_damage(st, tmp):
+    print("\n== 7. house damage: the policy's list decides, in matching and in the shadow run")
+    # Three orange households well clear of the red line (a 1 元 loss cannot
+    # move them) get a disaster on the day of their latest bill, so the
+    # window stays where it is: 轻微, 严重 and 无 damage.
+    rows = st.psql("SELECT s.household_id, (SELECT p.id_number FROM person p WHERE p.household_id = "
+                   "  s.household_id ORDER BY p.relation <> '户主', p.id_number LIMIT 1), "
+                   "  to_char(to_timestamp((SELECT max(m.settle_ms) FROM medical_expense m "
+                   "  WHERE m.household_id = s.household_id) / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD') "
+                   "FROM household_state s WHERE s.in_scope AND s.grade = 'orange' "
+                   "AND s.income_fen - s.rigid_fen - 100 >= 400000 * s.members "
+                   "AND EXISTS (SELECT 1 FROM medical_expense m WHERE m.household_id = s.household_id) "
+                   "ORDER BY s.household_id LIMIT 3")
+    if len(rows) < 3:
+        check(False, "three orange households for the house damage check", rows)
+        return
+    light, severe, none = rows
+    path = os.path.join(tmp, "disaster.csv")
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["record_id", "id_number", "event_date", "disaster_type", "loss_amount", "house_damage"])
+        for (hid, idn, day), damage in ((light, "轻微"), (severe, "严重"), (none, "无")):
+            w.writerow(["ZH" + hid, idn, day, "洪涝", "1.00", damage])
+    r = json.loads(st.levee("load", "disaster", path, "--json").stdout)
+    eq((r["status"], r["accepted"]), ("done", 3), "disaster file loaded")
+    st.levee("wait-idle", "--timeout", "120", timeout=150)
+    state = {r[0]: tuple(r[1:]) for r in st.psql(
+        "SELECT household_id, grade, coalesce(house_damage, '') FROM household_state "
+        "WHERE household_id IN (:'a', :'b', :'c')", {"a": light[0], "b": severe[0], "c": none[0]})}
+    eq([state.get(h[0]) for h in (light, severe, none)], [("orange", "轻微"), ("red", "严重"), ("orange", "无")],
+       "matching: 严重 is red by the shipped list, 轻微 and 无 are not; the level is stored")
+
+    def draft_with(levels, version):
+        def fn(v0):
+            vs = raised_line(v0)
+            vs[1]["version"], vs[1]["house_damage_red"] = version, levels
+            return vs
+        d = os.path.join(tmp, version + ".json")
+        write_policy(d, fn)
+        doc = json.loads(st.levee("shadow", d, "--json").stdout)
+        return {c["household_id"]: (c["current"]["grade"], c["draft"]["grade"]) for c in doc["changes"]}
+    eq(draft_with(["轻微", "严重", "倒塌"], "2025.light"), {light[0]: ("orange", "red")},
+       "a draft that makes 轻微 red: exactly the 轻微 household turns red")
+    eq(draft_with(["倒塌"], "2025.collapsed"), {severe[0]: ("red", "orange")},
+       "a draft where only 倒塌 is red: exactly the 严重 household leaves red")
+
+
 def main():
     def body():
         with tempfile.TemporaryDirectory(prefix="levee-shadow-") as tmp:
             with Stack(free_port_base()) as st:
                 run(st, tmp)
                 real_switch(st, tmp)
+                house_damage(st, tmp)
     return finish(body)
 
 
