@@ -527,6 +527,34 @@ def test_feeds(st, api, T):
 MASKED_ID = re.compile(r"^[0-9]{6}\*{8}[0-9X]{4}$")
 
 
+def test_region_names(st, api, T):
+    section("region names: data/regions at levee up, villages by levee regions load")
+    r = api.get("/api/v1/stats/regions?region=620521", T["admin"])
+    names = {i["region_code"]: i.get("region_name") for i in (r.json() or {}).get("items", [])}
+    CHECK(names.get(TOWN_A1) == "永清镇" and names.get(TOWN_A2) == "红堡镇",
+          "/stats/regions by town: the towns' names from data/regions (loaded by levee up)", names)
+    CHECK(api.get("/api/v1/households/HA1", T["admin"]).json().get("region_name") is None,
+          "a village without a known name: region_name null")
+    path = os.path.join(st.home, "villages.csv")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("village_code,village_name,town_code\n620521100201,王家庄村,620521100\n"
+                "620521100202,柳树湾村,620521100\n62052110020X,坏代码村,620521100\n620521101201,,620521101\n")
+    out = st.levee("regions", "load", path).stdout
+    CHECK("villages.csv: 2 names, 2 rows skipped" in out, "levee regions load: 2 names, bad code and empty name skipped", out)
+    h = api.get("/api/v1/households/HA1", T["admin"]).json()
+    CHECK(h.get("region_code") == "620521100201" and h.get("region_name") == "王家庄村",
+          "GET /households/HA1: region_name of its village", h.get("region_name"))
+    CHECK(api.get("/api/v1/households/HA3", T["admin"]).json().get("region_name") is None,
+          "HA3's village has no name: region_name null, the code stays")
+    r = api.get("/api/v1/stats/regions?region=" + TOWN_A1, T["county_a"])
+    names = {i["region_code"]: i.get("region_name") for i in (r.json() or {}).get("items", [])}
+    CHECK(names.get("620521100201") == "王家庄村" and names.get("620521100202") == "柳树湾村",
+          "/stats/regions by village: the villages' names", names)
+    again = st.levee("regions", "load", path).stdout
+    CHECK(st.scalar("SELECT count(*) FROM region_name WHERE length(code) = 12") == "2",
+          "loading again adds nothing", again)
+
+
 def test_reads(st, api, T):
     section("households, cases and tasks")
     r = api.get("/api/v1/households/HA1", T["county_a"])
@@ -888,7 +916,7 @@ def main():
         st.wait_for(lambda: api.get("/healthz", scan=False).status == 200, timeout=30, what="gateway up")
         T = {}
         setup(st, api, T)
-        for test in (test_protocol, test_feeds, test_reads, test_declaration, test_workflow, test_money,
+        for test in (test_protocol, test_feeds, test_region_names, test_reads, test_declaration, test_workflow, test_money,
                      test_matrix, test_end):
             try:
                 test(st, api, T)
