@@ -45,19 +45,27 @@ static bool name_ok(const char *s)
     return true;
 }
 
-/* Label text is written by code, not users; this guards the format only. */
+/* Label text is written by code, not users; this guards the format only:
+ * braces and newlines may not stand outside a quoted value (a route
+ * template such as "/cases/{case_id}" is a fine value), quotes must pair. */
 static bool labels_ok(const char *s)
 {
     if (strlen(s) >= sizeof s_series[0].labels)
         return false;
-    int quotes = 0;
+    bool quoted = false;
     for (const char *p = s; *p; p++) {
-        if (*p == '\n' || *p == '{' || *p == '}')
+        if (*p == '\n')
             return false;
-        if (*p == '"' && (p == s || p[-1] != '\\'))
-            quotes++;
+        if (quoted && *p == '\\' && p[1]) {
+            p++; /* an escaped character, whatever it is */
+            continue;
+        }
+        if (*p == '"')
+            quoted = !quoted;
+        else if (!quoted && (*p == '{' || *p == '}'))
+            return false;
     }
-    return quotes % 2 == 0;
+    return !quoted;
 }
 
 static lv_metric_t *find_or_create(const char *name, const char *help, const char *labels,
@@ -134,6 +142,12 @@ void lv_metric_set(lv_metric_t *m, int64_t v)
 {
     if (m && m->kind == LV_GAUGE)
         atomic_store_explicit(&m->gauge, v, memory_order_relaxed);
+}
+
+void lv_metric_gauge_add(lv_metric_t *m, int64_t delta)
+{
+    if (m && m->kind == LV_GAUGE)
+        atomic_fetch_add_explicit(&m->gauge, delta, memory_order_relaxed);
 }
 
 static double bits_double(uint64_t b)

@@ -34,6 +34,9 @@ lv_metric_t *lv_histogram(const char *name, const char *help, const char *labels
 /* Updates; all accept NULL (a series that could not be created) and do nothing. */
 void lv_metric_add(lv_metric_t *m, uint64_t n);       /* counter */
 void lv_metric_set(lv_metric_t *m, int64_t v);        /* gauge */
+/* Moves a gauge up or down, for a level several threads change at once
+ * (requests in flight): a set from each would lose the others' steps. */
+void lv_metric_gauge_add(lv_metric_t *m, int64_t delta);
 void lv_metric_observe(lv_metric_t *m, double seconds); /* histogram */
 
 /* Appends every series in the text exposition format (version 0.0.4):

@@ -1,10 +1,12 @@
-/* Redis as a fast path only: a dedup pre-filter. Postgres stays the truth,
- * so a Redis that is down or wiped costs speed, never correctness. */
+/* Redis as a fast path only: a dedup pre-filter, and rate windows shared by
+ * several processes. Postgres stays the truth, so a Redis that is down or
+ * wiped costs speed, never correctness. */
 #ifndef LV_REDIS_H
 #define LV_REDIS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct lv_redis lv_redis_t;
 
@@ -29,5 +31,24 @@ struct redisContext;
 struct redisContext *lv_redis_context(lv_redis_t *self);
 /* Drops a broken connection; returns LV_ETRANSIENT for the caller to pass on. */
 int lv_redis_reset(lv_redis_t *self);
+
+/* A sliding-window limit shared by every process that uses the same key: at
+ * most `limit` units in any `window_ms`, counted in a sorted set by Redis's
+ * own clock (so the processes' clocks do not matter). */
+typedef struct {
+    int granted;      /* units taken */
+    int64_t retry_ms; /* the window is full: ms until its oldest unit leaves; else 0 */
+    uint64_t first;   /* the take's first unit, for lv_redis_window_give_back */
+} lv_redis_take_t;
+
+/* Takes up to want units in one round trip. LV_ETRANSIENT when Redis is
+ * unavailable: nothing is granted, so a caller that must keep the limit
+ * waits rather than guess. */
+int lv_redis_window_take(lv_redis_t *self, const char *key, int limit, int window_ms, int want,
+                         lv_redis_take_t *take);
+/* Gives back the last `unused` units of a take (work that did not start),
+ * so that other processes may use them at once. */
+int lv_redis_window_give_back(lv_redis_t *self, const char *key, const lv_redis_take_t *take,
+                              int unused);
 
 #endif

@@ -21,6 +21,8 @@
 #define GW_LIMIT_MAX 500
 #define GW_CURSOR_MAX 512     /* bytes of a cursor */
 #define GW_DRAIN_MAX (64LL << 20) /* bytes read past a body limit before closing */
+#define GW_URI_MAX 8192       /* bytes of a path and its query: over it, 414 */
+#define GW_HEADERS_MAX 65536  /* bytes of all request headers: over them, 431 */
 
 /* The JSON of the objects the API returns, built by Postgres from a row of
  * hcase c, task t or payout p, so every call shows the same fields. */
@@ -239,13 +241,13 @@ void gw_pool_put(gw_pool_t *self, PGconn *pg);
 
 /* ---- metrics (gw_metrics.c) --------------------------------------------- */
 
+/* Request metrics in common/lv_metrics' registry; GET /metrics renders
+ * that registry. */
 gw_metrics_t *gw_metrics_new(size_t nroutes);
 void gw_metrics_destroy(gw_metrics_t **self_p);
 void gw_metrics_begin(gw_metrics_t *self);
 /* route -1 for a request no route matched. */
 void gw_metrics_end(gw_metrics_t *self, int route, int status, int64_t micros);
-/* The Prometheus text exposition, malloc'ed. */
-char *gw_metrics_render(gw_metrics_t *self, size_t *len);
 
 /* ---- spooling feeds (gw_spool.c) ----------------------------------------- */
 

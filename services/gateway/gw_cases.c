@@ -114,6 +114,7 @@ void gw_h_household(gw_req_t *r)
     PGresult *res = gw_sql_one(
         r,
         "SELECT json_build_object('household_id', h.household_id, 'region_code', h.region_code, "
+        "  'region_name', (SELECT n.name FROM region_name n WHERE n.code = h.region_code), "
         "  'household_type', h.household_type, 'exit_year', h.exit_year, 'phone', h.phone, "
         "  'annual_income_fen', h.annual_income_fen)::text, "
         "(SELECT json_build_object('grade', s.grade, 'category', s.category, 'risk_factors', "

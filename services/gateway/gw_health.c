@@ -12,11 +12,13 @@
 #include <zmq.h>
 
 #include "gw.h"
+#include "lv_metrics.h"
 #include "lv_pg.h"
 #include "lv_time.h"
 
 #define CHECK_MS 1500
 #define NPEERS 4
+#define GW_METRICS_MAX (4 << 20) /* bytes of the /metrics text */
 
 static const char *check_postgres(gw_req_t *r)
 {
@@ -132,11 +134,13 @@ void gw_h_healthz(gw_req_t *r)
 
 void gw_h_metrics(gw_req_t *r)
 {
-    size_t len = 0;
-    char *text = gw_metrics_render(r->gw->metrics, &len);
-    if (!text) {
-        gw_reply_error(r, 500, "internal", "out of memory");
+    lv_buf_t b;
+    lv_buf_init(&b, GW_METRICS_MAX);
+    lv_metrics_render(&b);
+    if (b.failed) {
+        lv_buf_free(&b);
+        gw_reply_error(r, 500, "internal", "指标过多 (metrics over %d bytes)", GW_METRICS_MAX);
         return;
     }
-    gw_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    gw_reply_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", b.s, b.len);
 }

@@ -133,9 +133,48 @@ static void too_large(gw_req_t *r)
                                                                : "LEVEE_HTTP_MAX_BODY_BYTES");
 }
 
+static enum MHD_Result add_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    size_t *sum = cls;
+    *sum += strlen(key) + (value ? strlen(value) + 2 : 0) + 2;
+    return MHD_YES;
+}
+
+/* The bytes of a kind of connection values (headers, query arguments),
+ * about as they were sent. */
+static size_t values_bytes(gw_req_t *r, enum MHD_ValueKind kind)
+{
+    size_t sum = 0;
+    MHD_get_connection_values(r->conn, kind, add_length, &sum);
+    return sum;
+}
+
+/* An oversized request head is refused before anything looks at it. */
+static bool head_ok(gw_req_t *r, const char *url)
+{
+    size_t uri = strlen(url) + values_bytes(r, MHD_GET_ARGUMENT_KIND);
+    if (uri > GW_URI_MAX) {
+        gw_reply_error(r, 414, "uri_too_long",
+                       "请求地址超过 %d 字节 (the path and query are over %d bytes)", GW_URI_MAX,
+                       GW_URI_MAX);
+        return false;
+    }
+    if (values_bytes(r, MHD_HEADER_KIND) > GW_HEADERS_MAX) {
+        gw_reply_error(r, 431, "headers_too_large",
+                       "请求头超过 %d 字节 (the headers are over %d bytes)", GW_HEADERS_MAX,
+                       GW_HEADERS_MAX);
+        return false;
+    }
+    return true;
+}
+
 /* The first call: route, token, role, declared size, the route's own start. */
 static void begin(gw_req_t *r, const char *url, const char *method)
 {
+    if (!head_ok(r, url))
+        return;
     int idx = gw_route_match(method, url, r->params, r->allow, sizeof r->allow);
     if (idx == -1) {
         gw_reply_error(r, 404, "not_found", "没有这个接口 (no such path)");
@@ -310,6 +349,7 @@ void *gw_http_start(gw_t *gw, const struct sockaddr *addr)
                             on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw->cfg.http_max_conns,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)GW_IDLE_TIMEOUT_S,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)GW_CONN_MEMORY,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, gw,
                             MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL, MHD_OPTION_END);
 }

@@ -1,35 +1,36 @@
-/* Request metrics in the Prometheus text format: requests by route template
- * and status, a latency histogram per route, requests in flight. Routes are
- * labelled by their template, never by the raw path, so the label set stays
- * bounded whatever callers send. Lock-free counters. */
+/* The gateway's request metrics, kept in common/lv_metrics like every other
+ * service's: requests by route and status, a latency histogram per route,
+ * requests in flight. Routes are labelled by their template, never by the
+ * raw path, and statuses outside a fixed list count as "other", so the
+ * series stay bounded whatever callers send. A series is looked up in the
+ * registry once and then kept here, so a request costs atomics only. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "gw.h"
+#include "lv_metrics.h"
 
-static const int s_statuses[] = {200, 201, 202, 304, 400, 401, 403, 404, 405, 409, 413, 500, 503, 504};
+static const int s_statuses[] = {200, 201, 202, 304, 400, 401, 403, 404, 405,
+                                 409, 413, 414, 431, 500, 503, 504};
 #define NSTATUS (sizeof s_statuses / sizeof s_statuses[0])
 #define STATUS_OTHER NSTATUS /* one more slot for any other code */
 
-/* Upper bounds of the latency buckets, in microseconds (+Inf is the count). */
-static const int64_t s_bounds_us[] = {1000,   5000,   10000,   25000,   50000,  100000,
-                                      250000, 500000, 1000000, 2500000, 5000000, 10000000};
-#define NBUCKETS (sizeof s_bounds_us / sizeof s_bounds_us[0])
+#define REQUESTS "levee_http_requests_total"
+#define REQUESTS_HELP "HTTP requests by route and status."
+#define DURATION "levee_http_request_duration_seconds"
+#define DURATION_HELP "Time from request to response."
 
 typedef struct {
-    atomic_ullong by_status[NSTATUS + 1];
-    atomic_ullong buckets[NBUCKETS];
-    atomic_ullong count;
-    atomic_ullong sum_us;
-} route_stats_t;
+    _Atomic(lv_metric_t *) by_status[NSTATUS + 1];
+    _Atomic(lv_metric_t *) duration;
+} route_series_t;
 
 struct gw_metrics {
     size_t nroutes; /* the last slot is for requests no route matched */
-    route_stats_t *routes;
-    atomic_llong in_flight;
+    route_series_t *routes;
+    lv_metric_t *in_flight;
 };
 
 gw_metrics_t *gw_metrics_new(size_t nroutes)
@@ -39,8 +40,9 @@ gw_metrics_t *gw_metrics_new(size_t nroutes)
         return NULL;
     self->nroutes = nroutes;
     self->routes = calloc(nroutes + 1, sizeof *self->routes);
-    if (!self->routes) {
-        free(self);
+    self->in_flight = lv_gauge("levee_http_requests_in_flight", "Requests being served.", NULL);
+    if (!self->routes || !self->in_flight) {
+        gw_metrics_destroy(&self);
         return NULL;
     }
     return self;
@@ -57,84 +59,52 @@ void gw_metrics_destroy(gw_metrics_t **self_p)
 
 void gw_metrics_begin(gw_metrics_t *self)
 {
-    atomic_fetch_add(&self->in_flight, 1);
+    lv_metric_gauge_add(self->in_flight, 1);
+}
+
+static void route_labels(char *out, size_t n, size_t route, size_t nroutes)
+{
+    if (route < nroutes)
+        snprintf(out, n, "route=\"%s\",method=\"%s\"", gw_routes[route].path,
+                 gw_routes[route].method);
+    else
+        snprintf(out, n, "route=\"unmatched\",method=\"\"");
+}
+
+/* The series in a slot, found or created in the registry on first use. Two
+ * threads may both look it up; the registry gives both the same series. */
+static lv_metric_t *series(_Atomic(lv_metric_t *) *slot, size_t route, size_t nroutes,
+                           size_t status)
+{
+    lv_metric_t *m = atomic_load_explicit(slot, memory_order_acquire);
+    if (m)
+        return m;
+    char labels[224];
+    route_labels(labels, sizeof labels, route, nroutes);
+    if (status == (size_t)-1) {
+        m = lv_histogram(DURATION, DURATION_HELP, labels, NULL, 0);
+    } else {
+        char with[256];
+        if (status < NSTATUS)
+            snprintf(with, sizeof with, "%s,status=\"%d\"", labels, s_statuses[status]);
+        else
+            snprintf(with, sizeof with, "%s,status=\"other\"", labels);
+        m = lv_counter(REQUESTS, REQUESTS_HELP, with);
+    }
+    atomic_store_explicit(slot, m, memory_order_release);
+    return m;
 }
 
 void gw_metrics_end(gw_metrics_t *self, int route, int status, int64_t micros)
 {
-    atomic_fetch_sub(&self->in_flight, 1);
-    route_stats_t *rs = &self->routes[route >= 0 && (size_t)route < self->nroutes ? (size_t)route
-                                                                                  : self->nroutes];
+    lv_metric_gauge_add(self->in_flight, -1);
+    size_t ri = route >= 0 && (size_t)route < self->nroutes ? (size_t)route : self->nroutes;
+    route_series_t *rs = &self->routes[ri];
     size_t s = STATUS_OTHER;
     for (size_t i = 0; i < NSTATUS; i++)
         if (s_statuses[i] == status)
             s = i;
-    atomic_fetch_add(&rs->by_status[s], 1);
-    for (size_t b = 0; b < NBUCKETS; b++)
-        if (micros <= s_bounds_us[b])
-            atomic_fetch_add(&rs->buckets[b], 1);
-    atomic_fetch_add(&rs->count, 1);
-    atomic_fetch_add(&rs->sum_us, (unsigned long long)(micros > 0 ? micros : 0));
-}
-
-static void labels(lv_buf_t *b, size_t i, size_t nroutes)
-{
-    if (i < nroutes)
-        lv_buf_printf(b, "route=\"%s\",method=\"%s\"", gw_routes[i].path, gw_routes[i].method);
-    else
-        lv_buf_puts(b, "route=\"unmatched\",method=\"\"");
-}
-
-char *gw_metrics_render(gw_metrics_t *self, size_t *len)
-{
-    lv_buf_t b;
-    lv_buf_init(&b, 4 << 20);
-    lv_buf_puts(&b, "# HELP levee_http_requests_total HTTP requests by route and status.\n"
-                    "# TYPE levee_http_requests_total counter\n");
-    for (size_t i = 0; i <= self->nroutes; i++)
-        for (size_t s = 0; s <= NSTATUS; s++) {
-            unsigned long long n = atomic_load(&self->routes[i].by_status[s]);
-            if (!n)
-                continue;
-            lv_buf_puts(&b, "levee_http_requests_total{");
-            labels(&b, i, self->nroutes);
-            if (s < NSTATUS)
-                lv_buf_printf(&b, ",status=\"%d\"} %llu\n", s_statuses[s], n);
-            else
-                lv_buf_printf(&b, ",status=\"other\"} %llu\n", n);
-        }
-    lv_buf_puts(&b, "# HELP levee_http_request_duration_seconds Time from request to response.\n"
-                    "# TYPE levee_http_request_duration_seconds histogram\n");
-    for (size_t i = 0; i <= self->nroutes; i++) {
-        route_stats_t *rs = &self->routes[i];
-        unsigned long long count = atomic_load(&rs->count);
-        if (!count)
-            continue;
-        for (size_t k = 0; k < NBUCKETS; k++) {
-            lv_buf_puts(&b, "levee_http_request_duration_seconds_bucket{");
-            labels(&b, i, self->nroutes);
-            lv_buf_printf(&b, ",le=\"%g\"} %llu\n", (double)s_bounds_us[k] / 1e6,
-                          atomic_load(&rs->buckets[k]));
-        }
-        lv_buf_puts(&b, "levee_http_request_duration_seconds_bucket{");
-        labels(&b, i, self->nroutes);
-        lv_buf_printf(&b, ",le=\"+Inf\"} %llu\n", count);
-        lv_buf_puts(&b, "levee_http_request_duration_seconds_sum{");
-        labels(&b, i, self->nroutes);
-        lv_buf_printf(&b, "} %.6f\n", (double)atomic_load(&rs->sum_us) / 1e6);
-        lv_buf_puts(&b, "levee_http_request_duration_seconds_count{");
-        labels(&b, i, self->nroutes);
-        lv_buf_printf(&b, "} %llu\n", count);
-    }
-    lv_buf_printf(&b,
-                  "# HELP levee_http_requests_in_flight Requests being served.\n"
-                  "# TYPE levee_http_requests_in_flight gauge\n"
-                  "levee_http_requests_in_flight %lld\n",
-                  (long long)atomic_load(&self->in_flight));
-    if (b.failed) {
-        lv_buf_free(&b);
-        return NULL;
-    }
-    *len = b.len;
-    return b.s; /* the buffer's storage becomes the caller's */
+    lv_metric_add(series(&rs->by_status[s], ri, self->nroutes, s), 1);
+    lv_metric_observe(series(&rs->duration, ri, self->nroutes, (size_t)-1),
+                      (double)(micros > 0 ? micros : 0) / 1e6);
 }

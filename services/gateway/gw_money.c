@@ -214,7 +214,9 @@ void gw_h_stats_regions(gw_req_t *r)
         "tot AS (SELECT code, count(*) FILTER (WHERE status = 'monitoring') AS households, "
         "  sum(persons) AS persons, count(*) FILTER (WHERE status <> 'monitoring') AS open_cases "
         "  FROM c GROUP BY code) "
-        "SELECT json_build_object('region_code', tot.code, 'households', tot.households, "
+        "SELECT json_build_object('region_code', tot.code, "
+        "  'region_name', (SELECT n.name FROM region_name n WHERE n.code = tot.code), "
+        "  'households', tot.households, "
         "  'persons', tot.persons, 'open_cases', tot.open_cases, "
         "  'by_category', coalesce(cat.o, '{}'), 'by_grade', coalesce(gr.o, '{}'))::text "
         "FROM tot LEFT JOIN cat USING (code) LEFT JOIN gr USING (code) ORDER BY tot.code",

@@ -49,9 +49,11 @@ int main(void)
         lv_error("%s", err);
         return 1;
     }
+    if (lv_cfg_load(&cfg))
+        return 1;
     n.arena = lv_arena_new((size_t)1 << 20);
-    n.sender = ntf_sender_new();
-    if (!n.arena || !n.sender || lv_cfg_load(&cfg))
+    n.sender = ntf_sender_new(cfg.redis_host, cfg.redis_port);
+    if (!n.arena || !n.sender)
         return 1;
     lv_service_opts_t opts = {.name = "notify", .bind_endpoint = cfg.ep_notify,
                               .handler = ntf_handle, .ctx = &n, .tick = tick};

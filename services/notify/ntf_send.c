@@ -14,6 +14,7 @@
 #include "lv_idnum.h"
 #include "lv_log.h"
 #include "lv_pg.h"
+#include "lv_redis.h"
 #include "lv_time.h"
 #include "ntf_mail.h"
 #include "ntf_sign.h"
@@ -30,6 +31,8 @@
 #define LEASE_EXTRA_MS 2000
 #define BUSY_WAIT_MS 10    /* loop sleep while requests are open */
 #define ID_MAX 64
+#define RATE_WINDOW_MS 1000 /* rate_per_s: units per this window */
+#define RATE_KEY_MAX 128
 
 typedef struct {
     char id[ID_MAX];
@@ -40,9 +43,11 @@ typedef struct {
     size_t secret_len;
     char secret_err[300];
     int rate; /* 0: the config's */
-    /* Start times (monotonic ms) of the last attempts, a ring of MAX_RATE. */
-    int64_t starts[MAX_RATE];
-    int head, nstarts;
+    /* This scan's share of the channel's rate window in Redis, and how
+     * much of it went into attempts (the rest is given back). */
+    lv_redis_take_t take;
+    int used;
+    int due; /* rows due now, counted up to the scan's room */
     bool seen;
 } channel_t;
 
@@ -68,6 +73,7 @@ typedef struct {
 
 struct ntf_sender {
     CURLM *multi;
+    lv_redis_t *redis; /* the channels' rate windows, shared by every notify process */
     channel_t *ch;
     int nch;
     xfer_t *x[MAX_INFLIGHT];
@@ -95,14 +101,15 @@ ntf_outcome_t ntf_outcome(bool email, int curl_code, long code)
     return NTF_REFUSED;
 }
 
-ntf_sender_t *ntf_sender_new(void)
+ntf_sender_t *ntf_sender_new(const char *redis_host, int redis_port)
 {
     ntf_sender_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->ch = calloc(MAX_CHANNELS, sizeof *self->ch);
     self->multi = curl_multi_init();
-    if (!self->ch || !self->multi) {
+    self->redis = lv_redis_new(redis_host, redis_port);
+    if (!self->ch || !self->multi || !self->redis) {
         ntf_sender_destroy(&self);
         return NULL;
     }
@@ -133,6 +140,7 @@ void ntf_sender_destroy(ntf_sender_t **self_p)
         xfer_free(self, self->x[i]);
     if (self->multi)
         curl_multi_cleanup(self->multi);
+    lv_redis_destroy(&self->redis);
     if (self->ch) {
         sodium_memzero(self->ch, MAX_CHANNELS * sizeof *self->ch);
         free(self->ch);
@@ -262,31 +270,11 @@ static int refresh_channels(ntf_sender_t *self, PGconn *pg)
     return 0;
 }
 
-/* How many attempts the channel may start now: its rate less the attempts
- * started in the last second (a sliding window, so no second ever holds
- * more than the rate). */
-static int rate_room(const channel_t *c, int rate, int64_t mono, int64_t *free_at)
+/* The channel's rate window in Redis, one per channel for all notify
+ * processes (the channel in a hash tag, so a cluster keeps it whole). */
+static void rate_key(const channel_t *c, char *out, size_t n)
 {
-    int recent = 0;
-    int64_t oldest = INT64_MAX;
-    for (int i = 0; i < c->nstarts; i++) {
-        int64_t t = c->starts[(c->head - 1 - i + MAX_RATE) % MAX_RATE];
-        if (mono - t >= 1000)
-            break; /* the ring runs newest first: the rest are older still */
-        recent++;
-        oldest = t;
-    }
-    if (recent >= rate && oldest != INT64_MAX && oldest + 1000 < *free_at)
-        *free_at = oldest + 1000;
-    return recent >= rate ? 0 : rate - recent;
-}
-
-static void note_start(channel_t *c, int64_t mono)
-{
-    c->starts[c->head] = mono;
-    c->head = (c->head + 1) % MAX_RATE;
-    if (c->nstarts < MAX_RATE)
-        c->nstarts++;
+    snprintf(out, n, "levee:notify:rate:{%s}", c->id);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -484,7 +472,7 @@ static void start(ntf_sender_t *self, const ntf_delivery_cfg_t *cfg, channel_t *
         curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
         if (curl_multi_add_handle(self->multi, x->h) == CURLM_OK) {
             self->x[self->nx++] = x;
-            note_start(c, lv_mono_ms());
+            c->used++;
             return;
         }
         snprintf(why, sizeof why, "curl_multi_add_handle failed");
@@ -602,28 +590,91 @@ static const char *const SQL_CLAIM =
     "coalesce(d.household_id, ''), coalesce(d.case_id, ''), d.address, d.subject, d.body, "
     "d.created_ms, d.attempts, d.status, d.last_error";
 
-/* The open channels (their rate leaves room this second) with their
- * budgets; for the full ones, when the first of them opens again. */
+/* How many rows of each channel are due now, up to room: a channel takes
+ * from its rate window only what it can use, so it does not hold back
+ * another process that has the rows. */
+static int count_due(ntf_sender_t *self, PGconn *pg, int64_t now, int room)
+{
+    lv_buf_t ids;
+    lv_buf_init(&ids, (size_t)1 << 20);
+    lv_arr_begin(&ids);
+    for (int k = 0; k < self->nch; k++) {
+        self->ch[k].due = 0;
+        lv_arr_text(&ids, self->ch[k].id, strlen(self->ch[k].id));
+    }
+    lv_arr_end(&ids);
+    char snow[24], lim[16];
+    snprintf(snow, sizeof snow, "%lld", (long long)now);
+    snprintf(lim, sizeof lim, "%d", room);
+    const char *p[3] = {snow, lim, ids.s};
+    PGresult *res = NULL;
+    int e = ids.failed ? LV_ENOMEM
+                       : lv_pg_query(pg, &res,
+                                     "SELECT c.id, (SELECT count(*) FROM (SELECT 1 FROM "
+                                     "notify_delivery d WHERE d.channel_id = c.id AND "
+                                     "d.status = 'pending' AND d.next_attempt_ms <= $1::bigint "
+                                     "LIMIT $2::int) x) FROM unnest($3::text[]) AS c(id)",
+                                     3, p);
+    lv_buf_free(&ids);
+    if (e)
+        return e;
+    for (int r = 0; r < PQntuples(res); r++) {
+        channel_t *c = channel_find(self, PQgetvalue(res, r, 0));
+        if (c)
+            c->due = (int)strtol(PQgetvalue(res, r, 1), NULL, 10);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* The open channels with their budgets: each takes what it may start now
+ * from its rate window in Redis, so that all notify processes together keep
+ * to the rate. For the full ones, when the first of them opens again
+ * (monotonic ms). Without Redis nothing is open: deliveries wait, as they
+ * would for a full window, and are never sent over the rate. */
 static int budgets(ntf_sender_t *self, const ntf_delivery_cfg_t *cfg, int room, lv_buf_t *ids,
                    lv_buf_t *amounts, int64_t *rate_free_mono)
 {
-    int64_t mono = lv_mono_ms();
     int open = 0;
     lv_arr_begin(ids);
     lv_arr_begin(amounts);
     for (int k = 0; k < self->nch; k++) {
         channel_t *c = &self->ch[k];
         int rate = c->rate > 0 ? c->rate : cfg->rate_per_s;
-        int b = rate_room(c, rate > MAX_RATE ? MAX_RATE : rate, mono, rate_free_mono);
-        if (b <= 0)
+        char key[RATE_KEY_MAX];
+        rate_key(c, key, sizeof key);
+        c->used = 0;
+        if (c->due <= 0)
+            continue;
+        if (lv_redis_window_take(self->redis, key, rate > MAX_RATE ? MAX_RATE : rate,
+                                 RATE_WINDOW_MS, c->due < room ? c->due : room, &c->take) != 0)
+            continue;
+        if (c->take.retry_ms > 0 && lv_mono_ms() + c->take.retry_ms < *rate_free_mono)
+            *rate_free_mono = lv_mono_ms() + c->take.retry_ms;
+        if (c->take.granted <= 0)
             continue;
         lv_arr_text(ids, c->id, strlen(c->id));
-        lv_arr_int(amounts, b < room ? b : room);
+        lv_arr_int(amounts, c->take.granted);
         open++;
     }
     lv_arr_end(ids);
     lv_arr_end(amounts);
     return open;
+}
+
+/* Gives back what each channel took from its window and did not start. */
+static void give_back(ntf_sender_t *self)
+{
+    for (int k = 0; k < self->nch; k++) {
+        channel_t *c = &self->ch[k];
+        if (c->take.granted > c->used) {
+            char key[RATE_KEY_MAX];
+            rate_key(c, key, sizeof key);
+            lv_redis_window_give_back(self->redis, key, &c->take, c->take.granted - c->used);
+        }
+        memset(&c->take, 0, sizeof c->take);
+        c->used = 0;
+    }
 }
 
 /* How many requests may start now. */
@@ -697,6 +748,9 @@ static int scan(ntf_sender_t *self, PGconn *pg, const ntf_delivery_cfg_t *cfg)
     int e = refresh_channels(self, pg);
     if (e || room <= 0)
         return e;
+    e = count_due(self, pg, now, room);
+    if (e)
+        return e;
     lv_buf_t ids, amounts;
     lv_buf_init(&ids, (size_t)1 << 20);
     lv_buf_init(&amounts, (size_t)1 << 20);
@@ -706,6 +760,7 @@ static int scan(ntf_sender_t *self, PGconn *pg, const ntf_delivery_cfg_t *cfg)
         e = LV_ENOMEM;
     if (!e && open > 0)
         e = claim(self, pg, cfg, now, room, &ids, &amounts);
+    give_back(self);
     if (!e && open > 0)
         e = next_due(pg, &ids, &due);
     lv_buf_free(&ids);

@@ -4,7 +4,8 @@
  * network.
  *
  * A scan claims due rows (status pending, next_attempt_ms <= now) within the
- * in-flight bound and each channel's rate, and in the same statement counts
+ * in-flight bound and each channel's rate (a sliding one-second window in
+ * Redis, shared by all notify processes; a row over the rate waits), and in the same statement counts
  * the attempt and pushes next_attempt_ms past the request's timeout: a
  * lease, so a row whose sender was killed is tried again later, never by two
  * senders at once. When the attempt ends the row becomes sent, or pending
@@ -22,7 +23,9 @@
 
 typedef struct ntf_sender ntf_sender_t;
 
-ntf_sender_t *ntf_sender_new(void);
+/* Each channel's rate is kept in a window in Redis (redis_host:redis_port)
+ * shared by every notify process, so several together keep to it. */
+ntf_sender_t *ntf_sender_new(const char *redis_host, int redis_port);
 void ntf_sender_destroy(ntf_sender_t **self_p);
 
 /* New rows were committed: scan at the next run instead of the next due time. */

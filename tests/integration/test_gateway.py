@@ -45,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from lvstack import Stack, free_port_base  # noqa: E402
+from test_ops import parse_metrics  # noqa: E402
 
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
@@ -247,6 +248,29 @@ class Api:
         raise AssertionError("walk %s: no end" % path)
 
 
+def raw_response(data):
+    """(status, headers, body) of the first HTTP response in raw bytes."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3}) ", lines[0] + " ")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    n = int(headers.get("content-length", len(body)))
+    return (int(m.group(1)) if m else None), headers, body[:n]
+
+
+def is_raw_json_error(data, status):
+    code, headers, body = raw_response(data)
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return (code == status and headers.get("content-type", "").startswith("application/json")
+            and isinstance(doc, dict) and isinstance(doc.get("error"), str) and "detail" in doc)
+
+
 def is_json_error(r, status):
     d = r.json()
     return r.status == status and isinstance(d, dict) and isinstance(d.get("error"), str) and "detail" in d
@@ -332,6 +356,23 @@ def test_protocol(st, api, T):
     CHECK(r.status == 200 and "levee_http_requests_total" in r.text() and
           r.headers.get("Content-Type", "").startswith("text/plain"),
           "GET /metrics: 200 Prometheus text", r)
+    try:
+        types, before = parse_metrics(r.text())
+        CHECK(types.get("levee_http_requests_total") == "counter" and
+              types.get("levee_http_request_duration_seconds") == "histogram",
+              "/metrics parses as the Prometheus text format (HELP, TYPE, name{labels} value)", types)
+    except ValueError as e:
+        before = {}
+        CHECK(False, "/metrics parses as the Prometheus text format", e)
+    key = ("levee_http_requests_total", '{route="/api/v1/funds",method="GET",status="200"}')
+    hkey = ("levee_http_request_duration_seconds_count", '{route="/api/v1/funds",method="GET"}')
+    for _ in range(3):
+        api.get("/api/v1/funds", T["admin"])
+    _, after = parse_metrics(api.get("/metrics").text())
+    CHECK(after.get(key, 0) - before.get(key, 0) == 3 and after.get(hkey, 0) - before.get(hkey, 0) == 3,
+          "three calls of GET /funds move its counter and its latency count by 3",
+          (before.get(key), after.get(key), before.get(hkey), after.get(hkey)))
+    CHECK(after.get(("levee_http_requests_in_flight", ""), -1) >= 1, "in-flight gauge counts the scrape itself")
 
     r = api.get("/api/v1/cases")
     CHECK(is_json_error(r, 401) and r.headers.get("WWW-Authenticate") == "Bearer",
@@ -374,6 +415,22 @@ def test_protocol(st, api, T):
     CHECK(is_json_error(api.get("/api/v1/imports/1%2527%3B", T["admin"]), 404), "a non-numeric import id: 404")
     CHECK(is_json_error(api.get("/api/v1/households/HA1'%20OR%20'1'='1", T["admin"]), 404),
           "SQL in a path parameter is just a name: 404")
+
+    # Errors that libmicrohttpd would otherwise answer itself, with a page of HTML.
+    r = api.raw(b"GET /" + b"a" * 200000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    CHECK(is_raw_json_error(r, 414), "a 200 kB URI: 414 JSON error", r[:300])
+    r = api.raw(b"GET /api/v1/cases?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    CHECK(is_raw_json_error(r, 414), "a 9 kB query: 414 JSON error", r[:300])
+    r = api.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"y" * 100000 + b"\r\n\r\n")
+    CHECK(is_raw_json_error(r, 431), "100 kB of headers: 431 JSON error", r[:300])
+    r = api.raw(b"BREW /api/v1/cases HTTP/1.1\r\nHost: x\r\n\r\n")
+    CHECK(is_raw_json_error(r, 405), "an unknown method on a known path: 405 JSON error", r[:300])
+    r = api.raw(b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n")
+    CHECK(is_raw_json_error(r, 404), "an unknown method on an unknown path: 404 JSON error", r[:300])
+    r = api.raw(b"POST /api/v1/cases/%s/steps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                b"Content-Length: %d\r\n\r\n" % (case.encode(), T["town_a1"].encode(), MAX_BODY * 2)
+                + b"x" * (MAX_BODY * 2))
+    CHECK(is_raw_json_error(r, 413), "an oversize body declared by Content-Length: 413 JSON error", r[:300])
 
     for junk in (b"GARBAGE\r\n\r\n", b"\x00\x01\x02\xff" * 100, b"GET /" + b"a" * 200000 + b" HTTP/1.1\r\n\r\n",
                  b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Long: " + b"y" * 100000 + b"\r\n\r\n",
@@ -468,6 +525,34 @@ def test_feeds(st, api, T):
 # ---- 3. households, cases, tasks ----------------------------------------------------------
 
 MASKED_ID = re.compile(r"^[0-9]{6}\*{8}[0-9X]{4}$")
+
+
+def test_region_names(st, api, T):
+    section("region names: data/regions at levee up, villages by levee regions load")
+    r = api.get("/api/v1/stats/regions?region=620521", T["admin"])
+    names = {i["region_code"]: i.get("region_name") for i in (r.json() or {}).get("items", [])}
+    CHECK(names.get(TOWN_A1) == "永清镇" and names.get(TOWN_A2) == "红堡镇",
+          "/stats/regions by town: the towns' names from data/regions (loaded by levee up)", names)
+    CHECK(api.get("/api/v1/households/HA1", T["admin"]).json().get("region_name") is None,
+          "a village without a known name: region_name null")
+    path = os.path.join(st.home, "villages.csv")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("village_code,village_name,town_code\n620521100201,王家庄村,620521100\n"
+                "620521100202,柳树湾村,620521100\n62052110020X,坏代码村,620521100\n620521101201,,620521101\n")
+    out = st.levee("regions", "load", path).stdout
+    CHECK("villages.csv: 2 names, 2 rows skipped" in out, "levee regions load: 2 names, bad code and empty name skipped", out)
+    h = api.get("/api/v1/households/HA1", T["admin"]).json()
+    CHECK(h.get("region_code") == "620521100201" and h.get("region_name") == "王家庄村",
+          "GET /households/HA1: region_name of its village", h.get("region_name"))
+    CHECK(api.get("/api/v1/households/HA3", T["admin"]).json().get("region_name") is None,
+          "HA3's village has no name: region_name null, the code stays")
+    r = api.get("/api/v1/stats/regions?region=" + TOWN_A1, T["county_a"])
+    names = {i["region_code"]: i.get("region_name") for i in (r.json() or {}).get("items", [])}
+    CHECK(names.get("620521100201") == "王家庄村" and names.get("620521100202") == "柳树湾村",
+          "/stats/regions by village: the villages' names", names)
+    again = st.levee("regions", "load", path).stdout
+    CHECK(st.scalar("SELECT count(*) FROM region_name WHERE length(code) = 12") == "2",
+          "loading again adds nothing", again)
 
 
 def test_reads(st, api, T):
@@ -835,7 +920,7 @@ def main():
         st.wait_for(lambda: api.get("/healthz", scan=False).status == 200, timeout=30, what="gateway up")
         T = {}
         setup(st, api, T)
-        for test in (test_protocol, test_feeds, test_reads, test_declaration, test_workflow, test_money,
+        for test in (test_protocol, test_feeds, test_region_names, test_reads, test_declaration, test_workflow, test_money,
                      test_matrix, test_end):
             try:
                 test(st, api, T)

@@ -22,7 +22,10 @@ X-Levee-Delivery), counting it.
 4. e-mail: headers (From, To, Date, Message-ID), RFC 2047 subject and the
    Chinese body, SMTP AUTH with the password from the environment.
 5. rate limit: a channel limited to 4 per second never gets more in any
-   second (counted from the receiver's timestamps).
+   second (counted from the receiver's timestamps), while a second
+   levee-notify process delivers from the same table: the limit is a window
+   in Redis that both share. The second process is running from the burst
+   until the count, so it takes part in sections 2-4 too.
 6. redelivery and kill -9: the same Event again (same and new message id)
    adds nothing; notify killed while delivering a burst, restarted: still
    exactly one accepted delivery per event and recipient.
@@ -42,7 +45,9 @@ import json
 import os
 import re
 import signal
+import socket
 import socketserver
+import subprocess
 import sys
 import tempfile
 import threading
@@ -514,7 +519,31 @@ class T:
 
     # -- 5 ----------------------------------------------------------------------
 
+    def second_notify(self):
+        """Starts another levee-notify on the same database and Redis (its own
+        bus endpoint and metrics port): both senders claim due rows."""
+        ports = []
+        for _ in range(2):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                ports.append(s.getsockname()[1])
+        env = dict(self.st.env, LEVEE_EP_NOTIFY="tcp://127.0.0.1:%d" % ports[0],
+                   LEVEE_METRICS_PORT=str(ports[1]))
+        self.second_log = os.path.join(self.tmp, "levee-notify-2.log")
+        log = open(self.second_log, "wb")
+        self.second = subprocess.Popen([os.path.join(env["LEVEE_BIN"], "levee-notify")], env=env, cwd=ROOT,
+                                       stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.st.wait_for(lambda: "notify config" in open(self.second_log, encoding="utf-8").read(),
+                         timeout=30, what="the second levee-notify started")
+
+    def stop_second_notify(self):
+        if getattr(self, "second", None) and self.second.poll() is None:
+            self.second.terminate()
+            self.second.wait(timeout=30)
+
     def rate_events(self):
+        self.second_notify()
         for i in range(RATE_EVENTS):
             rc, out = self.event("visit_reminder", "rate-%02d" % i, region=RATE_VILLAGE)
             if rc:
@@ -532,6 +561,11 @@ class T:
         span = times[-1] - times[0] if times else 0
         CK.check(span >= (RATE_EVENTS / RATE - 1) * 0.8,
                  "%d deliveries at %d/s took %.2f s" % (RATE_EVENTS, RATE, span))
+        CK.check(self.second.poll() is None, "the second levee-notify ran through the burst")
+        with open(self.second_log, encoding="utf-8") as f:
+            second = f.read()
+        CK.check("delivery " in second, "the second levee-notify made delivery attempts too", second[-600:])
+        self.stop_second_notify()
 
     # -- 6 ----------------------------------------------------------------------
 
@@ -669,6 +703,8 @@ def main():
             CK.failures.append("aborted: %s" % e)
             print("\nABORTED: %s" % e)
             traceback.print_exc()
+        finally:
+            t.stop_second_notify()
         if CK.failures:
             print("\n-- levee-notify log (last lines)\n%s" % "\n".join(st.log("notify").splitlines()[-25:]))
     finally:

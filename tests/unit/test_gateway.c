@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "gw.h"
+#include "lv_metrics.h"
 #include "lv_err.h"
 
 static void test_routes(void **state)
@@ -290,23 +291,40 @@ static void test_spool(void **state)
 
 static void test_metrics(void **state)
 {
+    (void)state;
+    lv_metrics_reset();
     gw_metrics_t *m = gw_metrics_new(gw_nroutes);
     gw_metrics_begin(m);
     gw_metrics_begin(m);
     gw_metrics_end(m, 0, 200, 3000);
     gw_metrics_end(m, -1, 404, 200);
     gw_metrics_begin(m);
-    size_t len;
-    char *t = gw_metrics_render(m, &len);
-    assert_non_null(t);
+    gw_metrics_end(m, 0, 418, 100);
+    char allow[64], params[GW_MAX_PARAMS][GW_PARAM_MAX + 1];
+    int steps = gw_route_match("POST", "/api/v1/cases/C1/steps", params, allow, sizeof allow);
+    assert_true(steps >= 0);
+    gw_metrics_begin(m);
+    gw_metrics_end(m, steps, 403, 100);
+    gw_metrics_begin(m);
+    lv_buf_t b;
+    lv_buf_init(&b, 1 << 20);
+    lv_metrics_render(&b);
+    const char *t = lv_buf_str(&b);
+    assert_non_null(strstr(t, "# TYPE levee_http_requests_total counter\n"));
     assert_non_null(strstr(t, "levee_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"200\"} 1\n"));
+    assert_non_null(strstr(t, "levee_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"other\"} 1\n"));
     assert_non_null(strstr(t, "{route=\"unmatched\",method=\"\",status=\"404\"} 1\n"));
+    /* A template's braces stay in the label. */
+    assert_non_null(strstr(t, "levee_http_requests_total{route=\"/api/v1/cases/{case_id}/steps\","
+                              "method=\"POST\",status=\"403\"} 1\n"));
+    assert_non_null(strstr(t, "# TYPE levee_http_request_duration_seconds histogram\n"));
     assert_non_null(strstr(t, "levee_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\","
-                              "le=\"0.001\"} 0\n"));
+                              "le=\"0.001\"} 1\n"));
     assert_non_null(strstr(t, "levee_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\","
-                              "le=\"0.005\"} 1\n"));
+                              "le=\"0.005\"} 2\n"));
+    assert_non_null(strstr(t, "levee_http_request_duration_seconds_count{route=\"/healthz\",method=\"GET\"} 2\n"));
     assert_non_null(strstr(t, "levee_http_requests_in_flight 1\n"));
-    free(t);
+    lv_buf_free(&b);
     gw_metrics_destroy(&m);
     assert_null(m);
 }

@@ -142,7 +142,7 @@ class GenProvinceTest(unittest.TestCase):
         generate(again, "--seed", "5")
         generate(other, "--seed", "6")
         first, second, third = digest(self.out), digest(again), digest(other)
-        self.assertEqual(len(first), 16)  # 8 feeds, 7 truth files, the summary
+        self.assertEqual(len(first), 17)  # 8 feeds, 7 truth files, villages, the summary
         self.assertEqual(first, second)
         self.assertNotEqual(first["registry.csv"], third["registry.csv"])
         self.assertNotEqual(first["medical.csv"], third["medical.csv"])
@@ -197,6 +197,23 @@ class GenProvinceTest(unittest.TestCase):
                 self.assertEqual(t["row"], str(i))
                 self.assertEqual(t["record_id"], row["record_id"])
             self.assertEqual(len({r["record_id"] for r in rows}), len(rows), feed)
+
+    def test_villages_have_names(self):
+        with open(os.path.join(self.out, "villages.csv"), encoding="utf-8") as f:
+            villages = list(csv.DictReader(f))
+        codes = {r["region_code"] for r in self.rows["registry"]}
+        named = {v["village_code"]: v for v in villages}
+        self.assertEqual(len(named), len(villages))
+        self.assertTrue(codes <= set(named), "every household's village is in villages.csv")
+        for v in villages:
+            self.assertEqual(v["village_code"][:9], v["town_code"])
+            self.assertIn(v["town_code"], self.towns)
+            self.assertTrue(v["village_name"].endswith("村"), v)
+        per_town = {}
+        for v in villages:
+            per_town.setdefault(v["town_code"], set()).add(v["village_name"])
+        self.assertEqual(sum(len(n) for n in per_town.values()), len(villages),
+                         "no two villages of a town share a name")
 
     def test_medical_is_most_of_the_month(self):
         counts = {f: len(v) for f, v in self.rows.items() if f != "registry"}

@@ -40,6 +40,9 @@ static void test_counter_and_gauge(void **state)
     lv_metric_t *g = lv_gauge("levee_depth", "Queue depth", NULL);
     lv_metric_set(g, 9);
     lv_metric_set(g, -2);
+    lv_metric_gauge_add(g, 5);
+    lv_metric_gauge_add(g, -4);
+    lv_metric_gauge_add(lv_counter("levee_rows_total", "Rows read", "service=\"ingest\",feed=\"medical\""), 1);
     lv_buf_t buf;
     const char *out = render(&buf);
     assert_string_equal(out,
@@ -49,7 +52,7 @@ static void test_counter_and_gauge(void **state)
                         "levee_rows_total{service=\"ingest\",feed=\"registry\"} 1\n"
                         "# HELP levee_depth Queue depth\n"
                         "# TYPE levee_depth gauge\n"
-                        "levee_depth -2\n");
+                        "levee_depth -1\n");
     lv_buf_free(&buf);
 }
 
@@ -85,6 +88,10 @@ static void test_refusals(void **state)
     assert_null(lv_counter("", "x", NULL));
     assert_null(lv_counter("ok_name", "x", "a=\"unbalanced"));
     assert_null(lv_counter("ok_name", "x", "a=\"b\"\nc=\"d\""));
+    assert_null(lv_counter("ok_name", "x", "a=\"b\"}"));
+    /* Braces inside a quoted value are fine, an escaped quote stays inside. */
+    assert_non_null(lv_counter("ok_name", "x", "route=\"/cases/{case_id}\""));
+    assert_non_null(lv_counter("ok_name", "x", "a=\"say \\\"hi\\\" {x}\""));
     const double down[] = {1, 0.5};
     assert_null(lv_histogram("h", "x", NULL, down, 2));
     /* One name, one kind. */

@@ -6,7 +6,7 @@ import { get } from './api.js';
 import {
   card, count, date, dateTime, gradeBadge, h, label, table, yuan,
 } from './format.js';
-import { chain, loadNames, regionName } from './regions.js';
+import { chain, learnName, loadNames, regionName } from './regions.js';
 
 const DISABILITY = ['无', '一级', '二级', '三级', '四级'];
 
@@ -86,6 +86,7 @@ function payouts(list) {
 // Renders the file of household id into view.
 export async function household(view, id) {
   const [hh] = await Promise.all([get(`/api/v1/households/${encodeURIComponent(id)}`), loadNames()]);
+  learnName(hh.region_code, hh.region_name);
   view.replaceChildren(h('div', { class: 'page household', dataset: { household: hh.household_id } },
     h('div', { class: 'page-head' },
       h('div', {},

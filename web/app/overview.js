@@ -8,7 +8,7 @@ import {
   CATEGORIES, RISK_FACTORS, card, count, date, dateTime, failure, gradeBadge, h, label, share,
   table, wan, yuan,
 } from './format.js';
-import { chain, loadNames, regionName } from './regions.js';
+import { chain, learnName, loadNames, regionName } from './regions.js';
 
 const MONTHS = 12;
 const LIST_ROWS = 8;
@@ -217,6 +217,9 @@ export async function overview(view, region) {
   // Without the statistics there is no dashboard: the caller shows why.
   if (stats.status === 'rejected') throw stats.reason;
   const s = stats.value;
+  if (breakdown.status === 'fulfilled') {
+    for (const row of breakdown.value.items) learnName(row.region_code, row.region_name);
+  }
   view.replaceChildren(h('div', { class: 'page', dataset: { region: s.region } },
     h('div', { class: 'page-head' },
       h('div', {}, breadcrumb(s.region), h('h1', {}, `${regionName(s.region)} 防返贫动态监测`)),

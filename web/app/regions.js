@@ -1,6 +1,8 @@
 // Region codes (统计用区划代码: 省2 市2 县2 乡3 村3) and their names. Names come
-// from web/vendor/regions (copied from data/regions by scripts/web-deps);
-// without them, or for a village (the files stop at towns), the code is shown.
+// from web/vendor/regions (copied from data/regions by scripts/web-deps) and,
+// for villages (the files stop at towns), from the `region_name` the API
+// gives with a household or a row of /stats/regions; where neither knows a
+// name, the code is shown.
 
 const LEVELS = [
   { len: 2, name: '省' }, { len: 4, name: '市' }, { len: 6, name: '县' },
@@ -8,6 +10,7 @@ const LEVELS = [
 ];
 
 let names = null;
+const learned = new Map(); // code -> name, from the API's region_name
 
 // The files are plain: no quoted fields, no commas inside names.
 function parseCsv(text) {
@@ -41,6 +44,11 @@ export async function loadNames() {
   return names;
 }
 
+// Keeps a name the API gave (null or empty: nothing known).
+export function learnName(code, name) {
+  if (typeof code === 'string' && typeof name === 'string' && name) learned.set(code, name);
+}
+
 export function levelName(code) {
   const level = LEVELS.find((l) => l.len >= code.length);
   return level ? level.name : '';
@@ -48,7 +56,7 @@ export function levelName(code) {
 
 // 清水县, or 村 620521100203 when the name is not known.
 export function regionName(code) {
-  const known = names && names.get(code);
+  const known = learned.get(code) || (names && names.get(code));
   return known || `${levelName(code)} ${code}`;
 }
 
