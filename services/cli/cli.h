@@ -162,5 +162,6 @@ int cli_list(cli_t *cli, const char *sql, int n, const char *const *p, const cli
              const char *limit);
 int cli_cmd_token(cli_t *cli, const cli_args_t *a);
 int cli_cmd_shadow(cli_t *cli, const cli_args_t *a); /* cli_shadow.c */
+int cli_cmd_identity(cli_t *cli, const cli_args_t *a); /* cli_identity.c */
 
 #endif

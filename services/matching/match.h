@@ -25,6 +25,11 @@ typedef struct {
      * household has been judged by in this process, and where the walk is. */
     char judged_version[64];
     char rejudge_after[128];
+    /* Identity matching of rows without a valid ID (identify.c), and when to
+     * look again for reviews a person resolved (in memory only: the reviews
+     * themselves are in Postgres). */
+    struct mat_ident *ident;
+    int64_t next_identity_feed_ms;
 } mat_t;
 
 /* The consumer handler: a RecordBatch ("records") or a Command ("cmd":
@@ -87,6 +92,12 @@ int mat_link_waiting(PGconn *pg, const char *ids, const char *hids, mat_touched_
  * (one run, one id). *nalerts (may be NULL) gets the number raised. */
 int mat_evaluate(mat_t *m, PGconn *pg, const char *run_id, mat_touched_t *t, int64_t read_ms,
                  int *nalerts, char *err, size_t errlen);
+
+/* identify.c: feeds the record of the next review a person resolved with a
+ * link through the record path as the chosen person's, exactly once (the
+ * feed and the review's fed_ms commit together). Returns the ms the tick may
+ * sleep (0: more to do). */
+int mat_identify_feed(mat_t *m, lv_service_t *svc);
 
 /* sweep.c: the monthly sweep of one county ("" = all) for month y-mo, in the
  * caller's transaction. Writes a summary into detail. */
