@@ -154,18 +154,16 @@ static void cache_forget(mat_ident_t *self, const char *scope)
 }
 
 /* Drops least recently used sets until `incoming` more persons fit (a set
- * larger than the whole bound is still built: it is dropped next time). */
-static void cache_make_room(mat_ident_t *self, size_t incoming, uint64_t keep_from)
+ * larger than the whole bound is still built: it is dropped next time). A
+ * record's result is copied out as soon as it is matched, so any set may go. */
+static void cache_make_room(mat_ident_t *self, size_t incoming)
 {
     while (self->nscopes &&
            (self->nscopes == CACHE_SETS_MAX || self->persons + incoming > self->cfg.cache_persons)) {
-        size_t lru = SIZE_MAX;
-        for (size_t i = 0; i < self->nscopes; i++)
-            if (self->scopes[i]->used < keep_from &&
-                (lru == SIZE_MAX || self->scopes[i]->used < self->scopes[lru]->used))
+        size_t lru = 0;
+        for (size_t i = 1; i < self->nscopes; i++)
+            if (self->scopes[i]->used < self->scopes[lru]->used)
                 lru = i;
-        if (lru == SIZE_MAX)
-            return; /* only sets of this batch are left */
         cache_drop(self, lru);
     }
 }
@@ -228,7 +226,7 @@ static int scope_build(mat_ident_t *self, PGconn *pg, const char *scope, int64_t
 
 /* The set of a scope at the version Postgres has, from the cache or built. */
 static int scope_get(mat_ident_t *self, PGconn *pg, const char *scope, int64_t version,
-                     uint64_t batch_clock, scope_t **out)
+                     scope_t **out)
 {
     for (size_t i = 0; i < self->nscopes; i++) {
         scope_t *s = self->scopes[i];
@@ -246,11 +244,7 @@ static int scope_get(mat_ident_t *self, PGconn *pg, const char *scope, int64_t v
     int e = scope_build(self, pg, scope, version, &s);
     if (e)
         return e;
-    cache_make_room(self, s->n, batch_clock);
-    if (self->nscopes == CACHE_SETS_MAX) {
-        scope_free(&s);
-        return LV_ENOMEM;
-    }
+    cache_make_room(self, s->n);
     s->used = ++self->clock;
     self->scopes[self->nscopes++] = s;
     self->persons += s->n;
@@ -643,7 +637,6 @@ int mat_identify(mat_ident_t *self, PGconn *pg, Levee__RecordBatch *b, lv_arena_
     mat_cols_begin(&links.c, 9);
     mat_cols_begin(&reviews.c, 11);
     size_t nlinks = 0, nreviews = 0, kept = 0;
-    uint64_t batch_clock = self->clock + 1;
     for (size_t i = 0; i < b->n_records && !e; i++) {
         Levee__Record *r = b->records[i];
         if (!needs_identity(r)) {
@@ -653,7 +646,7 @@ int mat_identify(mat_ident_t *self, PGconn *pg, Levee__RecordBatch *b, lv_arena_
         char scope[SCOPE_MAX];
         record_scope(r, scope);
         scope_t *s = NULL;
-        if (*scope && (e = scope_get(self, pg, scope, version_of(versions, scope), batch_clock, &s)))
+        if (*scope && (e = scope_get(self, pg, scope, version_of(versions, scope), &s)))
             break;
         lv_ident_result_t res = {0};
         if (s) {

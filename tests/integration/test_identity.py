@@ -50,6 +50,9 @@ W = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK = "10X98765432"
 
 os.environ.setdefault("LEVEE_SWEEP_CHECK_S", "0")
+# Room for one village's or the county's candidate set at a time, so that
+# sets are evicted and rebuilt as the rows move between scopes.
+os.environ["LEVEE_IDENT_CACHE_PERSONS"] = "12"
 
 
 def idn(region6, birth, seq):
