@@ -349,12 +349,12 @@ class Api:
     def __init__(self, port):
         self.base = "http://127.0.0.1:%d" % port
 
-    def call(self, method, path, token, body=None):
-        data = json.dumps(body).encode() if body is not None else None
+    def call(self, method, path, token, body=None, raw=None):
+        data = raw if raw is not None else json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.base + path, data=data, method=method)
         req.add_header("Authorization", "Bearer " + token)
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", "text/csv" if raw is not None else "application/json")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
@@ -415,6 +415,14 @@ def api_checks(t, st):
           "M-10 counts for the household chosen through the API")
     s, _ = api.call("POST", "/api/v1/identity-reviews/999999", tok["county"], {"action": "dismiss", "note": "x"})
     CK.eq(s, 404, "an unknown review: 404")
+    # A posted file may not send identity matching into another county.
+    for what, row in (("a region_code of another county", medical("M-20", "", "马云", 100, region=VB)),
+                      ("a broken ID of another county", medical("M-21", swapped(ID["X1"]), "马云", 100))):
+        s, d = api.call("POST", "/api/v1/feeds/medical", tok["county"], raw=csv_text(MED_COLS, [row]).encode())
+        CK.eq(s, 403, "a posted medical file with %s: 403" % what)
+    s, d = api.call("POST", "/api/v1/feeds/medical", tok["county"],
+                    raw=csv_text(MED_COLS, [medical("M-22", swapped(ID["B1"]), "刘洋", 100, region=V1)]).encode())
+    CK.eq(s, 202, "one with a broken ID and a village of the county: 202")
 
 
 def main():
