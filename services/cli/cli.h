@@ -169,5 +169,6 @@ int cli_cmd_measure_delivered(cli_t *cli, const cli_args_t *a);
 int cli_cmd_measures(cli_t *cli, const cli_args_t *a);
 int cli_cmd_recheck_stats(cli_t *cli, const cli_args_t *a);
 int cli_cmd_queue(cli_t *cli, const cli_args_t *a);
+int cli_cmd_identity(cli_t *cli, const cli_args_t *a); /* cli_identity.c */
 
 #endif

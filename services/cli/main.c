@@ -52,6 +52,8 @@ static const cli_opt_t o_year[] = {{"--year", true}, {NULL, false}};
 static const cli_opt_t o_report[] = {{"--region", true}, {"--csv", false}, {NULL, false}};
 static const cli_opt_t o_token[] = {{"--investigator", true}, {"--label", true}, {"--out", true},
                                     {"--all", false}, {NULL, false}};
+static const cli_opt_t o_identity[] = {{"--region", true}, {"--status", true}, {"--limit", true},
+                                       {"--note", true},   {"--actor", true},  {NULL, false}};
 static const cli_opt_t o_sweep[] = {{"--month", true}, {"--county", true}, {NULL, false}};
 static const cli_opt_t o_shadow[] = {
     {"--at", true}, {"--region", true}, {"--csv", false}, {NULL, false}};
@@ -178,6 +180,12 @@ static const cli_cmd_t s_cmds[] = {
      "[--all] | token revoke TOKEN_ID | token check FILE",
      "HTTP 接口令牌: 签发 (只显示一次), 列出, 吊销, 检查 (API tokens: issue, shown once; list; "
      "revoke; check); ROLE: province city county town investigator department fund"},
+    {"identity", cli_cmd_identity, 1, 3, o_identity,
+     "identity list [--region P] [--status open|linked|dismissed|all] [--limit N] | identity link "
+     "REVIEW_ID ID_NUMBER|CANDIDATE_NO [--note T] | identity dismiss REVIEW_ID --note WHY",
+     "身份复核: 身份证号缺失或有误、未能自动关联的记录及其候选人; 关联到户籍人员或驳回 (the "
+     "identity review queue: rows without a valid ID that were not linked on their own, with "
+     "their candidates; link one to a registry person or dismiss it)"},
 };
 #define NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 

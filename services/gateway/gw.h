@@ -282,6 +282,8 @@ void gw_h_stats(gw_req_t *r);
 void gw_h_reconciliation(gw_req_t *r);
 void gw_h_stats_regions(gw_req_t *r);
 void gw_h_stats_trend(gw_req_t *r);
+void gw_h_identity_reviews(gw_req_t *r);
+void gw_h_identity_resolve(gw_req_t *r);
 
 /* ---- the dashboard's static files (gw_web.c) ----------------------------- */
 

@@ -108,7 +108,20 @@ static unsigned feed_keys(const char *source)
         return KEY_REGION | KEY_HOUSEHOLD | KEY_PERSON;
     if (!strcmp(source, "visit"))
         return KEY_HOUSEHOLD;
-    return KEY_PERSON;
+    /* The person feeds' optional region_code tells identity matching where
+     * to look for a row without a valid ID number. */
+    return KEY_REGION | KEY_PERSON;
+}
+
+/* A broken ID number is matched within the county its first six digits
+ * name: one outside the caller's region (compared as far as both go) puts
+ * the row outside. */
+static bool broken_id_outside(const gw_req_t *r, const char *v)
+{
+    size_t n = strlen(r->caller.prefix);
+    if (n > 6)
+        n = 6;
+    return strlen(v) >= 6 && strspn(v, "0123456789") >= 6 && strncmp(v, r->caller.prefix, n) != 0;
 }
 
 typedef struct {
@@ -173,8 +186,11 @@ static void scan_row(gw_req_t *r, const lv_csv_t *csv, scope_scan_t *sc)
         const char *f = lv_csv_field(csv, (size_t)sc->col[k], &n);
         trimmed(f, n, v, sizeof v);
         if (k == 0) {
-            /* A malformed code is left for ingest to reject with its reason. */
-            if (strlen(v) == 12 && strspn(v, "0123456789") == 12 && !gw_in_region(r, v)) {
+            /* A malformed code is left for ingest to reject with its reason;
+             * a county or town code (person feeds) must lie in the region too. */
+            size_t len = strlen(v);
+            if ((len == 12 || len == 9 || len == 6) && strspn(v, "0123456789") == len &&
+                !gw_in_region(r, v)) {
                 if (sc->outside++ < SCOPE_SHOW_ROWS)
                     note_outside(sc, lv_csv_row(csv));
                 return; /* counted once, whatever else the row names */
@@ -192,6 +208,10 @@ static void scan_row(gw_req_t *r, const lv_csv_t *csv, scope_scan_t *sc)
                 csv_put(&sc->copy, "P", false);
                 csv_put(&sc->copy, row, false);
                 csv_put(&sc->copy, id.s, true);
+            } else if (broken_id_outside(r, v)) {
+                if (sc->outside++ < SCOPE_SHOW_ROWS)
+                    note_outside(sc, lv_csv_row(csv));
+                return;
             }
         }
     }

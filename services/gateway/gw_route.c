@@ -32,6 +32,9 @@ const gw_route_t gw_routes[] = {
      NULL},
     {"GET", "/api/v1/stats/regions", gw_h_stats_regions, REGION, GW_BODY_NONE, NULL},
     {"GET", "/api/v1/stats/trend", gw_h_stats_trend, REGION, GW_BODY_NONE, NULL},
+    {"GET", "/api/v1/identity-reviews", gw_h_identity_reviews, REGION, GW_BODY_NONE, NULL},
+    {"POST", "/api/v1/identity-reviews/{review_id}", gw_h_identity_resolve,
+     LV_ROLE_COUNTY | LV_ROLE_TOWN, GW_BODY_JSON, NULL},
     /* The dashboard: files anyone may load; its data needs a token. */
     {"GET", "/", gw_h_web_index, 0, GW_BODY_NONE, NULL},
     {"GET", "/web/*", gw_h_web, 0, GW_BODY_NONE, NULL},

@@ -23,6 +23,13 @@
 
 /* ---- columns ------------------------------------------------------------ */
 
+/* Optional columns of the person-keyed feeds that help identity matching
+ * when a row's ID number is missing or broken: where to search (a village or
+ * county code) and the person's birth date and gender. */
+#define REGION_COL {"region_code", "行政区划代码", false}
+#define BIRTH_COL {"birth_date", "出生日期", false}
+#define GENDER_COL {"gender", "性别", false}
+
 enum { R_HOUSEHOLD, R_REGION, R_TYPE, R_EXIT, R_ID, R_NAME, R_REL, R_DIS, R_CHRONIC, R_LABOUR,
        R_PHONE, R_INCOME, R_NCOLS };
 static const lv_csv_col_t registry_cols[R_NCOLS] = {
@@ -40,7 +47,8 @@ static const lv_csv_col_t registry_cols[R_NCOLS] = {
     [R_INCOME] = {"annual_net_income", "家庭年纯收入", false},
 };
 
-enum { M_RECORD, M_ID, M_NAME, M_DATE, M_TOTAL, M_COMPLIANT, M_REIMB, M_SELF, M_NCOLS };
+enum { M_RECORD, M_ID, M_NAME, M_DATE, M_TOTAL, M_COMPLIANT, M_REIMB, M_SELF, M_REGION, M_BIRTH,
+       M_GENDER, M_NCOLS };
 static const lv_csv_col_t medical_cols[M_NCOLS] = {
     [M_RECORD] = {"record_id", "结算单号", true},
     [M_ID] = {"id_number", "身份证号", true},
@@ -50,9 +58,11 @@ static const lv_csv_col_t medical_cols[M_NCOLS] = {
     [M_COMPLIANT] = {"compliant_cost", "合规费用", false},
     [M_REIMB] = {"reimbursed", "报销金额", true},
     [M_SELF] = {"self_paid", "个人自付", true},
+    [M_REGION] = REGION_COL, [M_BIRTH] = BIRTH_COL, [M_GENDER] = GENDER_COL,
 };
 
-enum { C_RECORD, C_ID, C_NAME, C_DATE, C_KIND, C_AMOUNT, C_DIS, C_NCOLS };
+enum { C_RECORD, C_ID, C_NAME, C_DATE, C_KIND, C_AMOUNT, C_DIS, C_REGION, C_BIRTH, C_GENDER,
+       C_NCOLS };
 static const lv_csv_col_t civil_cols[C_NCOLS] = {
     [C_RECORD] = {"record_id", "记录编号", true},
     [C_ID] = {"id_number", "身份证号", true},
@@ -61,9 +71,10 @@ static const lv_csv_col_t civil_cols[C_NCOLS] = {
     [C_KIND] = {"kind", "类别", true},
     [C_AMOUNT] = {"amount", "金额", false},
     [C_DIS] = {"disability_grade", "残疾等级", false},
+    [C_REGION] = REGION_COL, [C_BIRTH] = BIRTH_COL, [C_GENDER] = GENDER_COL,
 };
 
-enum { D_RECORD, D_ID, D_DATE, D_TYPE, D_LOSS, D_HOUSE, D_NCOLS };
+enum { D_RECORD, D_ID, D_DATE, D_TYPE, D_LOSS, D_HOUSE, D_REGION, D_NCOLS };
 static const lv_csv_col_t disaster_cols[D_NCOLS] = {
     [D_RECORD] = {"record_id", "记录编号", true},
     [D_ID] = {"id_number", "户主身份证号|身份证号", true},
@@ -71,9 +82,11 @@ static const lv_csv_col_t disaster_cols[D_NCOLS] = {
     [D_TYPE] = {"disaster_type", "灾害类型", true},
     [D_LOSS] = {"loss_amount", "损失金额", true},
     [D_HOUSE] = {"house_damage", "房屋损毁", false},
+    [D_REGION] = REGION_COL,
 };
 
-enum { E_RECORD, E_ID, E_NAME, E_DATE, E_STAGE, E_COST, E_AID, E_SCHOOL, E_NCOLS };
+enum { E_RECORD, E_ID, E_NAME, E_DATE, E_STAGE, E_COST, E_AID, E_SCHOOL, E_REGION, E_BIRTH,
+       E_GENDER, E_NCOLS };
 static const lv_csv_col_t education_cols[E_NCOLS] = {
     [E_RECORD] = {"record_id", "记录编号", true},
     [E_ID] = {"id_number", "学生身份证号|身份证号", true},
@@ -83,18 +96,21 @@ static const lv_csv_col_t education_cols[E_NCOLS] = {
     [E_COST] = {"cost", "应缴费用", true},
     [E_AID] = {"aid", "已获资助", false},
     [E_SCHOOL] = {"school", "学校", false},
+    [E_REGION] = REGION_COL, [E_BIRTH] = BIRTH_COL, [E_GENDER] = GENDER_COL,
 };
 
-enum { I_RECORD, I_ID, I_PERIOD, I_AMOUNT, I_KIND, I_NCOLS };
+enum { I_RECORD, I_ID, I_PERIOD, I_AMOUNT, I_KIND, I_REGION, I_NCOLS };
 static const lv_csv_col_t income_cols[I_NCOLS] = {
     [I_RECORD] = {"record_id", "记录编号", true},
     [I_ID] = {"id_number", "身份证号", true},
     [I_PERIOD] = {"period", "所属期|收入月份", true},
     [I_AMOUNT] = {"amount", "收入|收入金额", true},
     [I_KIND] = {"kind", "收入类型|类别", false},
+    [I_REGION] = REGION_COL,
 };
 
-enum { S_RECORD, S_ID, S_NAME, S_DATE, S_REASON, S_AMOUNT, S_DESC, S_NCOLS };
+enum { S_RECORD, S_ID, S_NAME, S_DATE, S_REASON, S_AMOUNT, S_DESC, S_REGION, S_BIRTH, S_GENDER,
+       S_NCOLS };
 static const lv_csv_col_t declaration_cols[S_NCOLS] = {
     [S_RECORD] = {"record_id", "记录编号|申报编号", true},
     [S_ID] = {"id_number", "身份证号", true},
@@ -103,6 +119,7 @@ static const lv_csv_col_t declaration_cols[S_NCOLS] = {
     [S_REASON] = {"reason", "风险类型", true},
     [S_AMOUNT] = {"amount", "金额", false},
     [S_DESC] = {"description", "情况说明", false},
+    [S_REGION] = REGION_COL, [S_BIRTH] = BIRTH_COL, [S_GENDER] = GENDER_COL,
 };
 
 enum { V_RECORD, V_HOUSEHOLD, V_DATE, V_VISITOR, V_RISK, V_ESTIMATE, V_NOTE, V_NCOLS };
@@ -137,29 +154,29 @@ typedef struct {
 #define TCOLS_MAX 10
 
 static const tcol_t civil_t[] = {
-    F("record_id", T_TEXT, record_id),   F("id_number", T_TEXT, id_number),
+    F("record_id", T_TEXT, record_id),   F("id_number", T_OPT_TEXT, id_number),
     F("name", T_TEXT, name),             F("event_ms", T_I64, event_ms),
     F("kind", T_TEXT, kind),             F("amount_fen", T_OPT_I64, amount_fen),
     F("disability_grade", T_OPT_I32, disability_grade),
 };
 static const tcol_t disaster_t[] = {
-    F("record_id", T_TEXT, record_id),         F("id_number", T_TEXT, id_number),
+    F("record_id", T_TEXT, record_id),         F("id_number", T_OPT_TEXT, id_number),
     F("event_ms", T_I64, event_ms),            F("disaster_type", T_TEXT, disaster_type),
     F("loss_amount_fen", T_I64, loss_amount_fen), F("house_damage", T_OPT_TEXT, house_damage),
 };
 static const tcol_t education_t[] = {
-    F("record_id", T_TEXT, record_id), F("id_number", T_TEXT, id_number),
+    F("record_id", T_TEXT, record_id), F("id_number", T_OPT_TEXT, id_number),
     F("name", T_TEXT, name),           F("event_ms", T_I64, event_ms),
     F("stage", T_TEXT, stage),         F("cost_fen", T_I64, cost_fen),
     F("aid_fen", T_OPT_I64, aid_fen),  F("school", T_OPT_TEXT, school),
 };
 static const tcol_t income_t[] = {
-    F("record_id", T_TEXT, record_id), F("id_number", T_TEXT, id_number),
+    F("record_id", T_TEXT, record_id), F("id_number", T_OPT_TEXT, id_number),
     F("period", T_MONTH, period),      F("event_ms", T_I64, event_ms),
     F("amount_fen", T_I64, amount_fen), F("kind", T_OPT_TEXT, kind),
 };
 static const tcol_t declaration_t[] = {
-    F("record_id", T_TEXT, record_id),    F("id_number", T_TEXT, id_number),
+    F("record_id", T_TEXT, record_id),    F("id_number", T_OPT_TEXT, id_number),
     F("name", T_TEXT, name),              F("event_ms", T_I64, event_ms),
     F("reason", T_TEXT, risk_factor),     F("amount_fen", T_OPT_I64, amount_fen),
     F("description", T_OPT_TEXT, description),
@@ -323,20 +340,64 @@ static int date(parse_t *p, int col, int64_t *ms)
     return 0;
 }
 
-static int idnum(parse_t *p, int col, Levee__Record *r)
+/* Where a person-keyed feed keeps what identifies the person (a column
+ * index, or -1 when the feed has no such column). The registry defines the
+ * persons: its rows need a valid ID number (name = ID_STRICT). */
+#define ID_STRICT (-2)
+typedef struct {
+    int id, name, region, birth, gender;
+} ident_cols_t;
+
+/* Can fuzzy identity matching work on a row whose ID number is missing or
+ * broken? With a name, yes; in a feed with no name column only when the
+ * broken ID still carries its region and birth date (15 or 18 characters,
+ * the first 15 or 17 digits). */
+static bool matchable(parse_t *p, int name_col, const char *id, size_t len)
+{
+    if (name_col == ID_STRICT)
+        return false;
+    if (name_col >= 0) {
+        size_t nlen;
+        field(p, name_col, &nlen);
+        return nlen > 0;
+    }
+    size_t digits = len == 18 ? 17 : len == 15 ? 15 : 0;
+    if (!digits)
+        return false;
+    for (size_t i = 0; i < digits; i++)
+        if (id[i] < '0' || id[i] > '9')
+            return false;
+    return true;
+}
+
+/* The row's ID number: a valid one (15 digits upgraded) is the key. A
+ * missing or broken one rejects the row only when nothing is left to match
+ * on (matchable); otherwise the text as written goes on with id_invalid set
+ * and matching links the row or refers it to review. */
+static int idnum(parse_t *p, int col, int name_col, Levee__Record *r)
 {
     size_t len;
     const char *s = field(p, col, &len);
-    if (!len)
-        return bad(p, col, MISSING);
     lv_idnum_t id;
-    const char *why;
-    if (lv_idnum_parse(s, len, &id, &why))
+    const char *why = MISSING;
+    if (len && !lv_idnum_parse(s, len, &id, &why)) {
+        r->id_number = lv_arena_alloc(p->arena, sizeof id.s);
+        if (!r->id_number)
+            return LV_ENOMEM;
+        memcpy(r->id_number, id.s, sizeof id.s);
+        return 0;
+    }
+    if (!matchable(p, name_col, s, len))
         return bad(p, col, why);
-    r->id_number = lv_arena_alloc(p->arena, sizeof id.s);
-    if (!r->id_number)
+    if (len > MAX_TEXT)
+        return bad(p, col, "内容过长 (value too long)");
+    r->raw_id_number = lv_arena_alloc(p->arena, len + 1);
+    if (!r->raw_id_number)
         return LV_ENOMEM;
-    memcpy(r->id_number, id.s, sizeof id.s);
+    memcpy(r->raw_id_number, s, len);
+    r->raw_id_number[len] = '\0';
+    r->id_number = (char *)"";
+    r->id_invalid = true;
     return 0;
 }
 
@@ -431,12 +492,80 @@ static int month(parse_t *p, int col, Levee__Record *r)
     return 0;
 }
 
+/* The optional region column: a county (6 digits), town (9) or village (12)
+ * code, where identity matching searches for the person. */
+static int region_hint(parse_t *p, int col, Levee__Record *r)
+{
+    size_t len;
+    const char *s = field(p, col, &len);
+    if (!len)
+        return 0;
+    if ((len != 6 && len != 9 && len != 12) || strspn(s, "0123456789") < len ||
+        !memcmp(s, "000000", 6))
+        return bad(p, col, "行政区划代码应为 6、9 或 12 位数字 (must be a 6, 9 or 12-digit region code)");
+    return text(p, col, &r->region_code);
+}
+
+/* The optional birth date (YYYYMMDD kept) and gender (男 / 女) columns. */
+static int birth_gender(parse_t *p, const ident_cols_t *c, Levee__Record *r)
+{
+    size_t len = 0;
+    const char *s = c->birth >= 0 ? field(p, c->birth, &len) : "";
+    if (len) {
+        int64_t ms;
+        const char *why;
+        if (lv_date_parse(s, len, &ms, &why))
+            return bad(p, c->birth, why);
+        int y, mo, d;
+        lv_civil_from_days(ms / LV_DAY_MS, &y, &mo, &d);
+        r->birth_date = lv_arena_alloc(p->arena, 16);
+        if (!r->birth_date)
+            return LV_ENOMEM;
+        snprintf(r->birth_date, 16, "%04d%02d%02d", y, mo, d);
+    }
+    len = 0;
+    s = c->gender >= 0 ? field(p, c->gender, &len) : "";
+    if (!len)
+        return 0;
+    if (is(s, len, "男"))
+        r->gender = 1;
+    else if (is(s, len, "女"))
+        r->gender = 2;
+    else
+        return bad(p, c->gender, "性别应为 男 或 女 (must be 男 or 女)");
+    return 0;
+}
+
 /* A feed keyed by a person lives in the county of the person's ID number
- * until matching knows the person's household. */
+ * until matching knows the person's household. A row without a valid ID
+ * lives in the county its region column names, else the one its broken ID
+ * starts with, else in 000000 (unknown). */
 static void person_county(ing_row_t *row)
 {
-    memcpy(row->county, row->rec.id_number, 6);
+    const Levee__Record *r = &row->rec;
+    const char *c = r->id_number;
+    if (r->id_invalid) {
+        const char *raw = r->raw_id_number;
+        if (*r->region_code)
+            c = r->region_code;
+        else if (strlen(raw) >= 6 && strspn(raw, "0123456789") >= 6 && memcmp(raw, "000000", 6))
+            c = raw;
+        else
+            c = "000000";
+    }
+    memcpy(row->county, c, 6);
     row->county[6] = '\0';
+}
+
+/* The identity columns besides the ID number and the name, then the row's
+ * county. */
+static int identity_rest(parse_t *p, const ident_cols_t *c, ing_row_t *row)
+{
+    int e;
+    if ((e = region_hint(p, c->region, &row->rec)) || (e = birth_gender(p, c, &row->rec)))
+        return e;
+    person_county(row);
+    return 0;
 }
 
 /* ---- registry and medical ----------------------------------------------- */
@@ -469,7 +598,7 @@ static int parse_registry(parse_t *p, ing_row_t *row)
     if ((e = small_int(p, R_EXIT, 1980, 2100, 0, &exit_year)))
         return e;
     r->exit_year = exit_year;
-    if ((e = idnum(p, R_ID, r)) || (e = text(p, R_NAME, &r->name)) || (e = text(p, R_REL, &r->relation)))
+    if ((e = idnum(p, R_ID, ID_STRICT, r)) || (e = text(p, R_NAME, &r->name)) || (e = text(p, R_REL, &r->relation)))
         return e;
     int dis;
     if ((e = disability(p, R_DIS, 0, &dis)))
@@ -514,7 +643,8 @@ static int parse_medical(parse_t *p, ing_row_t *row)
 {
     Levee__Record *r = &row->rec;
     int e;
-    if ((e = text(p, M_RECORD, &r->record_id)) || (e = idnum(p, M_ID, r)) ||
+    static const ident_cols_t ic = {M_ID, M_NAME, M_REGION, M_BIRTH, M_GENDER};
+    if ((e = text(p, M_RECORD, &r->record_id)) || (e = idnum(p, M_ID, M_NAME, r)) ||
         (e = text(p, M_NAME, &r->name)) || (e = date(p, M_DATE, &r->event_ms)))
         return e;
     if ((e = money(p, M_TOTAL, &r->total_cost_fen)) ||
@@ -527,7 +657,8 @@ static int parse_medical(parse_t *p, ing_row_t *row)
         return bad(p, M_REIMB, "报销金额大于总费用 (reimbursed above total cost)");
     if (r->self_paid_fen > r->total_cost_fen)
         return bad(p, M_SELF, "个人自付大于总费用 (self-paid above total cost)");
-    person_county(row);
+    if ((e = identity_rest(p, &ic, row)))
+        return e;
     row->amount_fen = r->self_paid_fen;
     return 0;
 }
@@ -538,16 +669,17 @@ static int parse_civil(parse_t *p, ing_row_t *row)
 {
     static const char *const kinds[] = {"低保", "特困", "临时救助", "残疾认定", NULL};
     Levee__Record *r = &row->rec;
+    static const ident_cols_t ic = {C_ID, C_NAME, C_REGION, C_BIRTH, C_GENDER};
     int e, dis;
-    if ((e = text(p, C_RECORD, &r->record_id)) || (e = idnum(p, C_ID, r)) ||
+    if ((e = text(p, C_RECORD, &r->record_id)) || (e = idnum(p, C_ID, C_NAME, r)) ||
         (e = text(p, C_NAME, &r->name)) || (e = date(p, C_DATE, &r->event_ms)) ||
         (e = one_of(p, C_KIND, kinds,
                     "类别应为 低保、特困、临时救助 或 残疾认定 (must be 低保, 特困, 临时救助 or 残疾认定)",
                     &r->kind)) ||
-        (e = money(p, C_AMOUNT, &r->amount_fen)) || (e = disability(p, C_DIS, -1, &dis)))
+        (e = money(p, C_AMOUNT, &r->amount_fen)) || (e = disability(p, C_DIS, -1, &dis)) ||
+        (e = identity_rest(p, &ic, row)))
         return e;
     r->disability_grade = dis;
-    person_county(row);
     row->amount_fen = r->amount_fen;
     return 0;
 }
@@ -557,14 +689,15 @@ static int parse_disaster(parse_t *p, ing_row_t *row)
     static const char *const damage[] = {"无", "轻微", "严重", "倒塌", NULL};
     Levee__Record *r = &row->rec;
     int e;
-    if ((e = text(p, D_RECORD, &r->record_id)) || (e = idnum(p, D_ID, r)) ||
+    static const ident_cols_t ic = {D_ID, -1, D_REGION, -1, -1};
+    if ((e = text(p, D_RECORD, &r->record_id)) || (e = idnum(p, D_ID, -1, r)) ||
         (e = date(p, D_DATE, &r->event_ms)) || (e = text(p, D_TYPE, &r->disaster_type)) ||
         (e = money(p, D_LOSS, &r->loss_amount_fen)) ||
         (e = one_of(p, D_HOUSE, damage,
                     "房屋损毁应为 无、轻微、严重 或 倒塌 (must be 无, 轻微, 严重 or 倒塌)",
-                    &r->house_damage)))
+                    &r->house_damage)) ||
+        (e = identity_rest(p, &ic, row)))
         return e;
-    person_county(row);
     row->amount_fen = r->loss_amount_fen;
     return 0;
 }
@@ -573,12 +706,13 @@ static int parse_education(parse_t *p, ing_row_t *row)
 {
     Levee__Record *r = &row->rec;
     int e;
-    if ((e = text(p, E_RECORD, &r->record_id)) || (e = idnum(p, E_ID, r)) ||
+    static const ident_cols_t ic = {E_ID, E_NAME, E_REGION, E_BIRTH, E_GENDER};
+    if ((e = text(p, E_RECORD, &r->record_id)) || (e = idnum(p, E_ID, E_NAME, r)) ||
         (e = text(p, E_NAME, &r->name)) || (e = date(p, E_DATE, &r->event_ms)) ||
         (e = text(p, E_STAGE, &r->stage)) || (e = money(p, E_COST, &r->cost_fen)) ||
-        (e = money(p, E_AID, &r->aid_fen)) || (e = text(p, E_SCHOOL, &r->school)))
+        (e = money(p, E_AID, &r->aid_fen)) || (e = text(p, E_SCHOOL, &r->school)) ||
+        (e = identity_rest(p, &ic, row)))
         return e;
-    person_county(row);
     /* What the family pays: cost less aid, never below 0. */
     int64_t net = r->cost_fen - (r->aid_fen > 0 ? r->aid_fen : 0);
     row->amount_fen = net > 0 ? net : 0;
@@ -590,14 +724,15 @@ static int parse_income(parse_t *p, ing_row_t *row)
     static const char *const kinds[] = {"工资性", "经营性", "财产性", "转移性", NULL};
     Levee__Record *r = &row->rec;
     int e;
-    if ((e = text(p, I_RECORD, &r->record_id)) || (e = idnum(p, I_ID, r)) ||
+    static const ident_cols_t ic = {I_ID, -1, I_REGION, -1, -1};
+    if ((e = text(p, I_RECORD, &r->record_id)) || (e = idnum(p, I_ID, -1, r)) ||
         (e = month(p, I_PERIOD, r)) || (e = money(p, I_AMOUNT, &r->amount_fen)) ||
         (e = one_of(p, I_KIND, kinds,
                     "收入类型应为 工资性、经营性、财产性 或 转移性 (must be 工资性, 经营性, "
                     "财产性 or 转移性)",
-                    &r->kind)))
+                    &r->kind)) ||
+        (e = identity_rest(p, &ic, row)))
         return e;
-    person_county(row);
     row->amount_fen = r->amount_fen;
     return 0;
 }
@@ -606,13 +741,14 @@ static int parse_declaration(parse_t *p, ing_row_t *row)
 {
     Levee__Record *r = &row->rec;
     int e;
-    if ((e = text(p, S_RECORD, &r->record_id)) || (e = idnum(p, S_ID, r)) ||
+    static const ident_cols_t ic = {S_ID, S_NAME, S_REGION, S_BIRTH, S_GENDER};
+    if ((e = text(p, S_RECORD, &r->record_id)) || (e = idnum(p, S_ID, S_NAME, r)) ||
         (e = text(p, S_NAME, &r->name)) || (e = date(p, S_DATE, &r->event_ms)) ||
         (e = one_of(p, S_REASON, RISK_TYPES, RISK_WHY, &r->risk_factor)) ||
         (e = money(p, S_AMOUNT, &r->amount_fen)) ||
-        (e = text_max(p, S_DESC, MAX_NOTE, &r->description)))
+        (e = text_max(p, S_DESC, MAX_NOTE, &r->description)) ||
+        (e = identity_rest(p, &ic, row)))
         return e;
-    person_county(row);
     row->amount_fen = r->amount_fen;
     return 0;
 }

@@ -4,7 +4,9 @@
  *
  * LEVEE_SWEEP_CHECK_S (default 600, 0 = no timer): how often the timer looks
  * for a county not yet swept; LEVEE_SWEEP_DAY (default 6, 1..28): the day of
- * the month from which last month is swept (the feeds arrive by the 5th). */
+ * the month from which last month is swept (the feeds arrive by the 5th).
+ * Identity matching of rows without a valid ID: LEVEE_IDENT_LINK_THRESHOLD,
+ * LEVEE_IDENT_MIN_MARGIN and LEVEE_IDENT_CACHE_PERSONS (identify.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "lv_service.h"
+#include "identify.h"
 #include "match.h"
 
 static int env_int(const char *name, long dflt, long lo, long hi, long *out)
@@ -38,9 +41,13 @@ int main(void)
     memset(&m, 0, sizeof m);
     lv_cfg_t cfg;
     long check_s, day;
+    mat_ident_cfg_t icfg;
     m.arena = lv_arena_new((size_t)4 << 20);
     if (!m.arena || lv_cfg_load(&cfg) || env_int("LEVEE_SWEEP_CHECK_S", 600, 0, 86400, &check_s) ||
-        env_int("LEVEE_SWEEP_DAY", 6, 1, 28, &day))
+        env_int("LEVEE_SWEEP_DAY", 6, 1, 28, &day) || mat_ident_cfg_load(&icfg))
+        return 1;
+    m.ident = mat_ident_new(&icfg);
+    if (!m.ident)
         return 1;
     m.sweep_check_ms = check_s * 1000;
     m.sweep_day = (int)day;
@@ -57,6 +64,7 @@ int main(void)
         return 1;
     int rc = lv_service_run(m.svc);
     lv_service_destroy(&m.svc);
+    mat_ident_destroy(&m.ident);
     lv_arena_destroy(&m.arena);
     return rc;
 }

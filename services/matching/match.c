@@ -14,6 +14,7 @@
 #include "lv_log.h"
 #include "lv_pg.h"
 #include "lv_time.h"
+#include "identify.h"
 
 /* ---- array parameters (shared with the other matching modules) ------- */
 
@@ -280,6 +281,11 @@ static int records(mat_t *m, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
         snprintf(reply->error, sizeof reply->error, "not a RecordBatch (bad protobuf)");
         return LV_EINVAL;
     }
+    /* Rows without a valid ID number are linked by identity matching or
+     * held for review (and leave the batch) before anything else. */
+    int e = mat_identify(m->ident, pg, b, m->arena, reply->error, sizeof reply->error);
+    if (e)
+        return e;
     bool by_household = !strcmp(b->source, "visit");
     int64_t read_ms = 0;
     lv_buf_t ids;
@@ -301,7 +307,6 @@ static int records(mat_t *m, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
     lv_arr_end(&ids);
     mat_touched_t t;
     mat_touched_init(&t);
-    int e;
     if (ids.failed)
         e = LV_ENOMEM;
     else if (!strcmp(b->source, "registry"))
@@ -385,6 +390,8 @@ int mat_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
 int mat_tick(void *ctx, lv_service_t *svc)
 {
     mat_t *m = ctx;
+    if (mat_identify_feed(m, svc) == 0)
+        return 0;
     int wait = mat_rejudge_step(m, svc);
     if (wait == 0)
         return 0;

@@ -25,6 +25,11 @@ typedef struct {
      * household has been judged by in this process, and where the walk is. */
     char judged_version[64];
     char rejudge_after[128];
+    /* Identity matching of rows without a valid ID (identify.c), and when to
+     * look again for reviews a person resolved (in memory only: the reviews
+     * themselves are in Postgres). */
+    struct mat_ident *ident;
+    int64_t next_identity_feed_ms;
 } mat_t;
 
 /* The consumer handler: a RecordBatch ("records") or a Command ("cmd":
@@ -92,6 +97,12 @@ int mat_evaluate(mat_t *m, PGconn *pg, const char *run_id, mat_touched_t *t, int
  * (task_id) was recorded for it, in the caller's transaction. */
 int mat_verified(mat_t *m, PGconn *pg, const char *msg_id, const char *household_id,
                  const char *task_id, lv_reply_t *reply);
+
+/* identify.c: feeds the record of the next review a person resolved with a
+ * link through the record path as the chosen person's, exactly once (the
+ * feed and the review's fed_ms commit together). Returns the ms the tick may
+ * sleep (0: more to do). */
+int mat_identify_feed(mat_t *m, lv_service_t *svc);
 
 /* sweep.c: the monthly sweep of one county ("" = all) for month y-mo, in the
  * caller's transaction. Writes a summary into detail. */

@@ -140,7 +140,9 @@ def medical_csv(households, bad_rows=False):
     if bad_rows:
         pid, name = PEOPLE[households[0]][1][:2]
         wrong = pid[:17] + ("0" if pid[17] != "0" else "1")
-        out.append("M-BAD1,%s,%s,%s,100.00,0.00,100.00\n" % (wrong, name, SETTLE_DATE))
+        # No name either: a row with a name but a bad ID goes to identity
+        # matching (test_identity.py) instead of the rejects.
+        out.append("M-BAD1,%s,,%s,100.00,0.00,100.00\n" % (wrong, SETTLE_DATE))
         out.append("M-BAD2,%s,%s,%s,100.001,0.00,100.00\n" % (pid, name, SETTLE_DATE))
     return "".join(out)
 
