@@ -199,6 +199,21 @@ static void get_rule(ctx_t *c, json_t *payouts, const char *base, const char *ke
     json_t *cap = json_object_get(o, "cap_fen");
     r->cap_fen = json_is_null(cap) ? LV_MONEY_MAX_FEN
                                    : get_int(c, o, path, "cap_fen", 0, LV_MONEY_MAX_FEN);
+    /* Education's cap is per student unless the file says otherwise. */
+    r->cap_per = !strcmp(key, "education") ? LV_CAP_PER_STUDENT : LV_CAP_PER_HOUSEHOLD;
+    json_t *per = json_object_get(o, "cap_per");
+    if (per) {
+        const char *w = json_string_value(per);
+        if (w && !strcmp(w, "household"))
+            r->cap_per = LV_CAP_PER_HOUSEHOLD;
+        else if (w && !strcmp(w, "student"))
+            r->cap_per = LV_CAP_PER_STUDENT;
+        else {
+            char pp[192];
+            snprintf(pp, sizeof pp, "%s.cap_per", path);
+            fail(c, pp, "must be \"household\" or \"student\"");
+        }
+    }
     json_t *tiers = json_object_get(o, "tiers");
     if (!json_is_array(tiers) || json_array_size(tiers) == 0 ||
         json_array_size(tiers) > LV_POLICY_MAX_TIERS) {
@@ -215,6 +230,51 @@ static void get_rule(ctx_t *c, json_t *payouts, const char *base, const char *ke
         if (i && r->tiers[i].from_fen <= r->tiers[i - 1].from_fen)
             fail(c, tp, "from_fen must increase from tier to tier");
     }
+}
+
+static int cmp_budget(const void *a, const void *b)
+{
+    return strcmp(((const lv_budget_t *)a)->county, ((const lv_budget_t *)b)->county);
+}
+
+/* "budgets": {"620521": fen, ...}, optional: county sub-allocations of the
+ * fund, together at most its opening allocation. */
+static void load_budgets(ctx_t *c, json_t *f, const char *base, lv_fund_def_t *fd)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s.budgets", base);
+    fd->nbudgets = 0;
+    json_t *b = json_object_get(f, "budgets");
+    if (!b)
+        return;
+    if (!json_is_object(b) || json_object_size(b) > LV_POLICY_MAX_BUDGETS) {
+        fail(c, path, "must be an object of at most 64 \"county code\": fen");
+        return;
+    }
+    const char *county;
+    json_t *amount;
+    int64_t total = 0;
+    json_object_foreach(b, county, amount)
+    {
+        if (strlen(county) != 6 || strspn(county, "0123456789") != 6) {
+            fail(c, path, "县级预算的键须为 6 位县代码 (keys are 6-digit county codes)");
+            return;
+        }
+        lv_budget_t *bd = &fd->budgets[fd->nbudgets++];
+        snprintf(bd->county, sizeof bd->county, "%s", county);
+        bd->fen = get_int(c, b, path, county, 0, LV_MONEY_MAX_FEN);
+        total += bd->fen;
+    }
+    if (total > fd->opening_fen)
+        fail(c, path, "县级预算合计超过基金期初 (the budgets add up to more than opening_fen)");
+    qsort(fd->budgets, (size_t)fd->nbudgets, sizeof fd->budgets[0], cmp_budget);
+}
+
+const lv_budget_t *lv_fund_budget(const lv_fund_def_t *f, const char *county)
+{
+    lv_budget_t key;
+    snprintf(key.county, sizeof key.county, "%.6s", county);
+    return bsearch(&key, f->budgets, (size_t)f->nbudgets, sizeof key, cmp_budget);
 }
 
 /* house_damage_red: the damage levels that make a household red. */
@@ -435,6 +495,7 @@ static void load_version(ctx_t *c, json_t *o, int idx, lv_policy_version_t *v)
         snprintf(v->funds[i].fund_id, sizeof v->funds[i].fund_id, "%s", id);
         snprintf(v->funds[i].name, sizeof v->funds[i].name, "%s", name);
         v->funds[i].opening_fen = get_int(c, f, fi, "opening_fen", 0, LV_MONEY_MAX_FEN);
+        load_budgets(c, f, fi, &v->funds[i]);
     }
 }
 

@@ -9,6 +9,7 @@
 #define LV_POLICY_MAX_TIERS 8
 #define LV_POLICY_MAX_FUNDS 16
 #define LV_POLICY_MAX_VERSIONS 32
+#define LV_POLICY_MAX_BUDGETS 64 /* county budgets per fund */
 #define LV_POLICY_MAX_BYTES ((size_t)4 << 20) /* a policy file larger than this is refused */
 
 struct lv_ruleset; /* lv_rules.h */
@@ -18,16 +19,29 @@ typedef struct {
     int rate_permille;
 } lv_tier_t;
 
+/* Whom a yearly cap is counted for. */
+typedef enum { LV_CAP_PER_HOUSEHOLD, LV_CAP_PER_STUDENT } lv_cap_per_t;
+
 typedef struct {
     lv_tier_t tiers[LV_POLICY_MAX_TIERS];
     int ntiers;
-    int64_t cap_fen; /* per household (illness, disaster) or student (education) per year */
+    int64_t cap_fen;       /* per year, per household or per student (cap_per) */
+    lv_cap_per_t cap_per;  /* "cap_per" in the file; education defaults to student */
 } lv_payout_rule_t;
+
+/* A county sub-allocation of a fund: the county's payouts are reserved from
+ * an account funded with this much from the fund. */
+typedef struct {
+    char county[7];
+    int64_t fen;
+} lv_budget_t;
 
 typedef struct {
     char fund_id[32];
     char name[96];
     int64_t opening_fen;
+    lv_budget_t budgets[LV_POLICY_MAX_BUDGETS]; /* sorted by county */
+    int nbudgets;
 } lv_fund_def_t;
 
 typedef struct {
@@ -76,6 +90,10 @@ void lv_policy_destroy(lv_policy_t **self_p);
 /* The version in effect at a time (the latest effective_from <= at_ms), or
  * NULL when none is. */
 const lv_policy_version_t *lv_policy_at(const lv_policy_t *self, int64_t at_ms);
+
+/* The budget of a county (6 digits) in a fund, or NULL when the fund has
+ * none for it (its payouts then come from the fund itself). */
+const lv_budget_t *lv_fund_budget(const lv_fund_def_t *f, const char *county);
 
 /* A payout from a tier table: the sum over tiers of (part of basis in the
  * tier) x rate, in fen x permille, divided by 1000 once at the end rounding

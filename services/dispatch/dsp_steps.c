@@ -23,6 +23,7 @@
 #include "dsp_int.h"
 #include "lv_err.h"
 #include "lv_log.h"
+#include "lv_money.h"
 #include "lv_pg.h"
 #include "lv_time.h"
 
@@ -65,52 +66,164 @@ static int move(PGconn *pg, dsp_case_t *c, const char *status, const char *stage
     return e;
 }
 
-/* The payout the approval entitles the household to: the 因病 basis is the
- * year's self-paid compliant medical cost, the year of its latest settlement.
- * Ledger reserves it; a fund manager pays it (levee pay). */
-static int request_payout(PGconn *pg, const dsp_case_t *c)
+/* One payout request to ledger, in the approval's transaction: id
+ * <kind>:<case>:<year>[:<n>], deterministic, so a redelivery is one payout.
+ * Ledger computes the amount from the policy; a basis that comes to 0 is
+ * still recorded there, with the computation and the reason. */
+static int put_request(PGconn *pg, const dsp_case_t *c, const char *htype, const char *kind,
+                       int year, int64_t basis, int student_no, const char *student,
+                       const char *detail)
 {
-    const char *p[1] = {c->household_id};
-    PGresult *res;
-    int e = lv_pg_query(pg, &res,
-                        "WITH y AS (SELECT extract(year FROM to_timestamp(max(settle_ms) / 1000.0) "
-                        "  AT TIME ZONE 'UTC')::int AS yr FROM medical_expense WHERE household_id = $1) "
-                        "SELECT y.yr, coalesce(sum(e.compliant_self_fen), 0) FROM y "
-                        "LEFT JOIN medical_expense e ON e.household_id = $1 AND "
-                        "  e.settle_ms >= extract(epoch FROM make_date(y.yr, 1, 1))::bigint * 1000 AND "
-                        "  e.settle_ms < extract(epoch FROM make_date(y.yr + 1, 1, 1))::bigint * 1000 "
-                        "WHERE y.yr IS NOT NULL GROUP BY y.yr",
-                        1, p);
-    if (e)
-        return e;
+    char id[200];
+    if (student_no > 0)
+        snprintf(id, sizeof id, "%s:%s:%d:%d", kind, c->case_id, year, student_no);
+    else
+        snprintf(id, sizeof id, "%s:%s:%d", kind, c->case_id, year);
     Levee__PayoutRequest pr = LEVEE__PAYOUT_REQUEST__INIT;
-    char id[160];
-    if (PQntuples(res) == 0) {
-        /* No medical cost: ledger still records the payout as "none" with
-         * its reason, so every approved case has a payout row. */
-        int y, m, d;
-        lv_civil_from_days(dsp_now_ms() / LV_DAY_MS, &y, &m, &d);
-        pr.year = y;
-        pr.basis_fen = 0;
-    } else {
-        pr.year = atoi(PQgetvalue(res, 0, 0));
-        pr.basis_fen = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-    }
-    PQclear(res);
-    snprintf(id, sizeof id, "illness:%s:%d", c->case_id, pr.year);
     pr.payout_id = id;
     pr.case_id = (char *)c->case_id;
     pr.household_id = (char *)c->household_id;
     pr.region_code = (char *)c->region;
-    pr.kind = (char *)"illness";
+    pr.household_type = (char *)htype;
+    pr.kind = (char *)kind;
+    pr.basis_fen = basis;
+    pr.year = year;
     pr.at_ms = dsp_now_ms();
+    pr.student_id = (char *)(student ? student : "");
+    pr.basis_detail = (char *)detail;
+    return lv_outbox_put(pg, "dispatch", "ledger", id, "payout", &pr.base);
+}
+
+/* The SQL of a year's window on a column of ms: <col> within year <yr>. */
+#define IN_YEAR(col, yr)                                                                           \
+    col " >= extract(epoch FROM make_date(" yr ", 1, 1))::bigint * 1000 AND " col                 \
+        " < extract(epoch FROM make_date(" yr " + 1, 1, 1))::bigint * 1000 "
+/* A query on the household's rows ($1 = its id). */
+static int by_household(PGconn *pg, const dsp_case_t *c, const char *sql, PGresult **res)
+{
+    const char *p[1] = {c->household_id};
+    return lv_pg_query(pg, res, sql, 1, p);
+}
+
+/* The household's rows of a table in the year (UTC) of its latest one:
+ * year, Σ sum_col, count, and one more column (extra). No row when the
+ * household has none. */
+static int year_total(PGconn *pg, const dsp_case_t *c, const char *table, const char *ms_col,
+                      const char *sum_col, const char *extra, PGresult **res)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "WITH y AS (SELECT extract(year FROM to_timestamp(max(%s) / 1000.0) AT TIME ZONE "
+             "'UTC')::int AS yr FROM %s WHERE household_id = $1) "
+             "SELECT y.yr, sum(x.%s), count(*), %s FROM y JOIN %s x ON x.household_id = $1 AND "
+             "x.%s >= extract(epoch FROM make_date(y.yr, 1, 1))::bigint * 1000 AND "
+             "x.%s < extract(epoch FROM make_date(y.yr + 1, 1, 1))::bigint * 1000 GROUP BY y.yr",
+             ms_col, table, sum_col, extra, table, ms_col, ms_col);
+    return by_household(pg, c, sql, res);
+}
+
+/* 因病: the year's self-paid compliant medical cost, the year of the
+ * latest settlement. Always requested: with no medical cost ledger records
+ * a payout of 0 with its reason, so every approved case has a payout row. */
+static int request_illness(PGconn *pg, const dsp_case_t *c, const char *htype)
+{
+    PGresult *res;
+    int e = year_total(pg, c, "medical_expense", "settle_ms", "compliant_self_fen", "''", &res);
+    if (e)
+        return e;
+    int year;
+    int64_t basis = 0;
+    char detail[200], yuan[32];
+    if (PQntuples(res) == 0) {
+        int m, d;
+        lv_civil_from_days(dsp_now_ms() / LV_DAY_MS, &year, &m, &d);
+        snprintf(detail, sizeof detail, "无医保结算记录 (no medical settlement)");
+    } else {
+        year = atoi(PQgetvalue(res, 0, 0));
+        basis = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        lv_money_format(basis, yuan, sizeof yuan);
+        snprintf(detail, sizeof detail, "医保结算 %s 笔, %d 年合规自付 %s 元", PQgetvalue(res, 0, 2),
+                 year, yuan);
+    }
+    PQclear(res);
+    return put_request(pg, c, htype, "illness", year, basis, 0, NULL, detail);
+}
+
+/* 因灾: the verified losses (应急管理) of the year of the latest one, when
+ * the household has any. */
+static int request_disaster(PGconn *pg, const dsp_case_t *c, const char *htype)
+{
+    PGresult *res;
+    int e = year_total(pg, c, "disaster_record", "event_ms", "loss_amount_fen",
+                       "left(string_agg(DISTINCT x.disaster_type, '、'), 40)", &res);
+    if (e)
+        return e;
+    if (PQntuples(res) == 1) {
+        int year = atoi(PQgetvalue(res, 0, 0));
+        int64_t basis = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        char detail[300], yuan[32];
+        lv_money_format(basis, yuan, sizeof yuan);
+        snprintf(detail, sizeof detail, "应急管理核定损失 %s 笔 (%s), %d 年合计 %s 元",
+                 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), year, yuan);
+        e = put_request(pg, c, htype, "disaster", year, basis, 0, NULL, detail);
+    }
+    PQclear(res);
+    return e;
+}
+
+#define DSP_MAX_STUDENTS "20" /* per household: more is a data error, not a family */
+
+/* 因学: one request per student of the household, on the student's year of
+ * the latest record: Σ (cost − aid, not below 0) of that year. */
+static int request_education(PGconn *pg, const dsp_case_t *c, const char *htype)
+{
+    PGresult *res;
+    int e = by_household(pg, c,
+                         "WITH s AS (SELECT id_number, extract(year FROM to_timestamp(max(event_ms) "
+                         "  / 1000.0) AT TIME ZONE 'UTC')::int AS yr FROM education_record "
+                         "  WHERE household_id = $1 GROUP BY id_number) "
+                         "SELECT s.id_number, s.yr, left(max(e.name), 20), "
+                         "  sum(greatest(e.cost_fen - coalesce(e.aid_fen, 0), 0)), sum(e.cost_fen), "
+                         "  sum(coalesce(e.aid_fen, 0)), count(*) FROM s "
+                         "JOIN education_record e ON e.household_id = $1 AND e.id_number = s.id_number "
+                         "  AND " IN_YEAR("e.event_ms", "s.yr")
+                         "GROUP BY s.id_number, s.yr ORDER BY s.id_number LIMIT " DSP_MAX_STUDENTS,
+                         &res);
+    if (e)
+        return e;
+    for (int i = 0; !e && i < PQntuples(res); i++) {
+        const char *student = PQgetvalue(res, i, 0);
+        int year = atoi(PQgetvalue(res, i, 1));
+        int64_t basis = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+        char detail[400], net[32], cost[32], aid[32];
+        lv_money_format(basis, net, sizeof net);
+        lv_money_format(strtoll(PQgetvalue(res, i, 4), NULL, 10), cost, sizeof cost);
+        lv_money_format(strtoll(PQgetvalue(res, i, 5), NULL, 10), aid, sizeof aid);
+        snprintf(detail, sizeof detail,
+                 "学生 %s (%.6s********%.4s) %d 年教育记录 %s 笔: 应缴 %s 元, 已获资助 %s 元, "
+                 "自负 %s 元",
+                 PQgetvalue(res, i, 2), student, student + 14, year, PQgetvalue(res, i, 6), cost, aid,
+                 net);
+        e = put_request(pg, c, htype, "education", year, basis, i + 1, student, detail);
+    }
+    PQclear(res);
+    return e;
+}
+
+/* The payouts the approval entitles the household to, one request per kind
+ * it qualifies for (and per student for 因学). Ledger reserves them; a fund
+ * manager pays them (levee pay). */
+static int request_payouts(PGconn *pg, const dsp_case_t *c)
+{
+    const char *p[1] = {c->household_id};
     char htype[32] = "";
-    e = lv_pg_scalar(pg, htype, sizeof htype,
-                     "SELECT household_type FROM household WHERE household_id = $1", 1, p);
+    int e = lv_pg_scalar(pg, htype, sizeof htype,
+                         "SELECT household_type FROM household WHERE household_id = $1", 1, p);
     if (e && e != LV_ENOTFOUND)
         return e;
-    pr.household_type = htype;
-    return lv_outbox_put(pg, "dispatch", "ledger", id, "payout", &pr.base);
+    if ((e = request_illness(pg, c, htype)) || (e = request_disaster(pg, c, htype)))
+        return e;
+    return request_education(pg, c, htype);
 }
 
 static int approve(PGconn *pg, dsp_case_t *c)
@@ -120,7 +233,7 @@ static int approve(PGconn *pg, dsp_case_t *c)
     const char *p[2] = {c->case_id, now};
     int e = lv_pg_cmd(pg, "UPDATE hcase SET identified_ms = $2, closed_ms = $2 WHERE case_id = $1",
                       2, p);
-    if (e || (e = request_payout(pg, c)))
+    if (e || (e = request_payouts(pg, c)))
         return e;
     char title[160], body[400];
     snprintf(title, sizeof title, "县级审定通过: 户 %s 纳入监测", c->household_id);

@@ -21,6 +21,7 @@
 #include "lv_pg.h"
 #include "lv_region.h"
 #include "lv_time.h"
+#include "budget.h"
 #include "transfer.h"
 
 #define FLAG_NO_OVERDRAW "1"
@@ -30,7 +31,7 @@ static void i64s(char *out, size_t n, int64_t v)
     snprintf(out, n, "%lld", (long long)v);
 }
 
-int led_seed_funds(PGconn *pg, const lv_policy_version_t *v)
+int led_seed_funds(led_t *l, PGconn *pg, const lv_policy_version_t *v)
 {
     int64_t now = lv_now_ms();
     int e = lv_pg_begin(pg);
@@ -62,11 +63,32 @@ int led_seed_funds(PGconn *pg, const lv_policy_version_t *v)
         if (e)
             lv_error("opening of fund %s: %s", f->fund_id, err);
     }
+    if (!e)
+        e = led_budget_sync(pg, v);
     if (e) {
         lv_pg_rollback(pg);
         return e;
     }
-    return lv_pg_commit(pg);
+    if ((e = lv_pg_commit(pg)))
+        return e;
+    led_budget_key(v, l->budgets_key, sizeof l->budgets_key);
+    return 0;
+}
+
+/* The county accounts follow the budgets of the version in effect now: when
+ * they changed (a reload, a new version's date), they are synced inside the
+ * caller's transaction. The key is remembered before the commit; if that
+ * fails, the tick syncs again. */
+static int budgets_current(led_t *l, PGconn *pg, const lv_policy_version_t *now_v)
+{
+    char key[sizeof l->budgets_key];
+    led_budget_key(now_v, key, sizeof key);
+    if (!strcmp(key, l->budgets_key))
+        return 0;
+    int e = led_budget_sync(pg, now_v);
+    if (!e)
+        snprintf(l->budgets_key, sizeof l->budgets_key, "%s", key);
+    return e;
 }
 
 static const lv_payout_rule_t *rule_for(const lv_policy_version_t *v, const char *kind)
@@ -89,15 +111,16 @@ static int record_payout(PGconn *pg, const Levee__PayoutRequest *r, const char *
     i64s(basis, sizeof basis, r->basis_fen);
     i64s(amt, sizeof amt, amount);
     i64s(now, sizeof now, lv_now_ms());
-    const char *p[16] = {r->payout_id, r->case_id, r->household_id, county, r->household_type,
+    const char *p[17] = {r->payout_id, r->case_id, r->household_id, county, r->household_type,
                          r->kind, year, basis, amt, status, reason, computation, version,
-                         transfer_id, now, fund};
+                         transfer_id, now, fund,
+                         r->student_id && *r->student_id ? r->student_id : NULL};
     return lv_pg_cmd(pg,
                      "INSERT INTO payout (payout_id, case_id, household_id, county, household_type, "
                      "kind, year, basis_fen, amount_fen, status, reason, computation, "
-                     "policy_version, transfer_id, created_ms, fund_account) VALUES ($1, $2, $3, $4, "
-                     "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                     16, p);
+                     "policy_version, transfer_id, created_ms, fund_account, student_id) VALUES ($1, "
+                     "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                     17, p);
 }
 
 static const char *kind_zh(const char *kind)
@@ -189,6 +212,64 @@ static int reserve(PGconn *pg, const Levee__PayoutRequest *r, const char *fund, 
                          r->payout_id);
 }
 
+/* A payout request no state could make valid. */
+static const char *bad_request(const Levee__PayoutRequest *r, const lv_payout_rule_t *rule)
+{
+    if (!*r->payout_id || !*r->household_id || strlen(r->region_code) != 12 || r->basis_fen < 0 ||
+        r->year < 1900 || r->year > 2200 || strlen(r->basis_detail) > 600)
+        return "payout request with missing or bad fields";
+    bool per_student = rule && rule->cap_per == LV_CAP_PER_STUDENT;
+    if (per_student && strlen(r->student_id) != 18)
+        return "a per-student payout names its student (an 18-character ID number)";
+    if (!per_student && *r->student_id)
+        return "only a per-student payout names a student";
+    return NULL;
+}
+
+/* What the household (or, for a per-student cap, the student) already got
+ * of this kind in the year, reserved or paid. The advisory lock keeps two
+ * payouts of the same yearly cap from both reading the old sum. */
+static int already_this_year(PGconn *pg, const Levee__PayoutRequest *r, bool per_student,
+                             int64_t *out)
+{
+    char year[16], key[200], sum[32];
+    snprintf(year, sizeof year, "%d", r->year);
+    snprintf(key, sizeof key, "payout-cap|%s|%s|%s", r->kind, year,
+             per_student ? r->student_id : r->household_id);
+    const char *k[1] = {key};
+    int e = lv_pg_cmd(pg, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, k);
+    if (e)
+        return e;
+    const char *p[3] = {per_student ? r->student_id : r->household_id, r->kind, year};
+    e = lv_pg_scalar(pg, sum, sizeof sum,
+                     per_student
+                         ? "SELECT coalesce(sum(amount_fen), 0) FROM payout WHERE student_id = $1 "
+                           "AND kind = $2 AND year = $3 AND status IN ('pending', 'posted')"
+                         : "SELECT coalesce(sum(amount_fen), 0) FROM payout WHERE household_id = $1 "
+                           "AND kind = $2 AND year = $3 AND status IN ('pending', 'posted')",
+                     3, p);
+    *out = e ? 0 : strtoll(sum, NULL, 10);
+    return e;
+}
+
+/* The amount due: the tier table on the year's basis, capped per year, less
+ * what the year already got (the basis is the year's total, so a second
+ * payout in a year pays only the difference). The computation, with the
+ * inputs in words first, goes into explain. */
+static int64_t amount_due(const lv_payout_rule_t *rule, const Levee__PayoutRequest *r,
+                          int64_t already, int64_t *year_due, char *explain, size_t n)
+{
+    char calc[1024], a[32], b[32];
+    *year_due = lv_payout_compute(rule, r->basis_fen, 0, calc, sizeof calc);
+    int64_t amount = *year_due > already ? *year_due - already : 0;
+    lv_money_format(already, a, sizeof a);
+    lv_money_format(amount, b, sizeof b);
+    snprintf(explain, n, "%s%s%s; %s%d 年度已预留或发放 %s 元, 本次 %s 元", r->basis_detail,
+             *r->basis_detail ? "; " : "", calc,
+             rule->cap_per == LV_CAP_PER_STUDENT ? "该学生 " : "本户 ", r->year, a, b);
+    return amount;
+}
+
 static int payout(led_t *l, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
 {
     Levee__PayoutRequest *r =
@@ -197,30 +278,30 @@ static int payout(led_t *l, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
         snprintf(reply->error, sizeof reply->error, "not a PayoutRequest (bad protobuf)");
         return LV_EINVAL;
     }
-    if (!*r->payout_id || !*r->household_id || strlen(r->region_code) != 12 || r->basis_fen < 0 ||
-        r->year < 1900 || r->year > 2200) {
-        snprintf(reply->error, sizeof reply->error, "payout request with missing or bad fields");
-        return LV_EINVAL;
-    }
+    int64_t now_ms = lv_now_ms();
     const lv_policy_version_t *v = lv_policy_at(lv_service_policy(l->svc),
-                                                r->at_ms > 0 ? r->at_ms : lv_now_ms());
-    if (!v || v->nfunds < 1)
+                                                r->at_ms > 0 ? r->at_ms : now_ms);
+    const lv_policy_version_t *vnow = lv_policy_at(lv_service_policy(l->svc), now_ms);
+    if (!v || !vnow || v->nfunds < 1)
         return LV_ETRANSIENT; /* no policy in effect: retry after a fix and a reload */
     const lv_payout_rule_t *rule = rule_for(v, r->kind);
-    if (!rule) {
-        snprintf(reply->error, sizeof reply->error, "unknown payout kind %s", r->kind);
+    const char *bad = bad_request(r, rule);
+    if (bad || !rule) {
+        snprintf(reply->error, sizeof reply->error, bad ? "%s" : "unknown payout kind %s",
+                 bad ? bad : r->kind);
         return LV_EINVAL;
     }
     /* The same payout id again: one effect only; different content is an error. */
     const char *p0[1] = {r->payout_id};
     PGresult *res;
-    int e = lv_pg_query(pg, &res, "SELECT household_id, basis_fen, status FROM payout "
-                                  "WHERE payout_id = $1", 1, p0);
+    int e = lv_pg_query(pg, &res, "SELECT household_id, basis_fen, status, coalesce(student_id, '') "
+                                  "FROM payout WHERE payout_id = $1", 1, p0);
     if (e)
         return e;
     if (PQntuples(res) == 1) {
         bool same = !strcmp(PQgetvalue(res, 0, 0), r->household_id) &&
-                    strtoll(PQgetvalue(res, 0, 1), NULL, 10) == r->basis_fen;
+                    strtoll(PQgetvalue(res, 0, 1), NULL, 10) == r->basis_fen &&
+                    !strcmp(PQgetvalue(res, 0, 3), r->student_id);
         snprintf(same ? reply->detail : reply->error, same ? sizeof reply->detail : sizeof reply->error,
                  same ? "payout %s already %s" : "payout %s exists with other content (%s)",
                  r->payout_id, PQgetvalue(res, 0, 2));
@@ -228,27 +309,26 @@ static int payout(led_t *l, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
         return same ? 0 : LV_ESTATE;
     }
     PQclear(res);
-
-    char county[7], year[16];
-    snprintf(county, sizeof county, "%.6s", r->region_code);
-    snprintf(year, sizeof year, "%d", r->year);
-    /* Reserved and paid amounts both count toward the yearly cap. */
-    const char *p1[3] = {r->household_id, r->kind, year};
-    char paid_s[32];
-    if ((e = lv_pg_scalar(pg, paid_s, sizeof paid_s,
-                          "SELECT coalesce(sum(amount_fen), 0) FROM payout WHERE household_id = $1 "
-                          "AND kind = $2 AND year = $3 AND status IN ('pending', 'posted')",
-                          3, p1)))
+    if ((e = budgets_current(l, pg, vnow)))
         return e;
-    char explain[1024], fund[64];
-    int64_t amount = lv_payout_compute(rule, r->basis_fen, strtoll(paid_s, NULL, 10), explain,
-                                       sizeof explain);
-    snprintf(fund, sizeof fund, "fund:%s", v->funds[0].fund_id);
+
+    char county[7];
+    snprintf(county, sizeof county, "%.6s", r->region_code);
+    int64_t already, year_due;
+    if ((e = already_this_year(pg, r, rule->cap_per == LV_CAP_PER_STUDENT, &already)))
+        return e;
+    char explain[2048], fund[96];
+    int64_t amount = amount_due(rule, r, already, &year_due, explain, sizeof explain);
+    /* The fund of the version in effect now pays, from the household's
+     * county account when the fund has a budget for the county. */
+    led_budget_account(&vnow->funds[0], county, fund, sizeof fund);
     if (amount <= 0) {
         snprintf(reply->detail, sizeof reply->detail, "payout %s: nothing due", r->payout_id);
         return record_payout(pg, r, county, fund, 0, "none",
-                             "未达起付线或已达年度封顶 (below the threshold or at the cap)", explain,
-                             v->version, NULL);
+                             year_due == 0 ? "未达起付线, 无需发放 (below the threshold: nothing due)"
+                                           : "本年度应发金额已足额预留或发放, 或已达年度封顶 "
+                                             "(the year's amount or cap is already reserved or paid)",
+                             explain, v->version, NULL);
     }
     return reserve(pg, r, fund, amount, explain, v, reply);
 }
@@ -663,10 +743,27 @@ static void update_totals(PGconn *pg)
     PQclear(res);
 }
 
+/* A budget changed by a reload or by a new version's date is synced even
+ * when no payout comes; the check is a string compare. */
+static void sync_budgets_tick(led_t *l, PGconn *pg)
+{
+    const lv_policy_version_t *v = lv_policy_at(lv_service_policy(l->svc), lv_now_ms());
+    char key[sizeof l->budgets_key];
+    if (!v)
+        return;
+    led_budget_key(v, key, sizeof key);
+    if (!strcmp(key, l->budgets_key) || lv_pg_begin(pg))
+        return;
+    if (budgets_current(l, pg, v) || lv_pg_commit(pg)) {
+        lv_pg_rollback(pg);
+        l->budgets_key[0] = '\0';
+        lv_warn("could not sync the county budgets");
+    }
+}
+
 /* Reservations that lapsed are voided, one transaction each. */
 int led_tick(void *ctx, lv_service_t *svc)
 {
-    (void)ctx;
     static int64_t next_ms;
     int64_t mono = lv_mono_ms();
     if (mono < next_ms)
@@ -674,6 +771,7 @@ int led_tick(void *ctx, lv_service_t *svc)
     next_ms = mono + 1000;
     PGconn *pg = lv_service_pg(svc);
     update_totals(pg);
+    sync_budgets_tick(ctx, pg);
     PGresult *res;
     if (led_expired(pg, lv_now_ms(), 200, &res))
         return 1000;

@@ -12,11 +12,13 @@
 typedef struct {
     lv_service_t *svc;
     lv_arena_t *arena;
+    char budgets_key[96]; /* led_budget_key of the budgets last synced */
 } led_t;
 
 /* Creates the policy's fund accounts and posts their opening allocations,
- * once (the opening transfer's id is the fund's). */
-int led_seed_funds(PGconn *pg, const lv_policy_version_t *v);
+ * once (the opening transfer's id is the fund's), then the county accounts
+ * of the funds' budgets (budget.h). */
+int led_seed_funds(led_t *l, PGconn *pg, const lv_policy_version_t *v);
 
 /* The consumer handler: "payout" requests from dispatch, "cmd" from people
  * (pay, void, donate, relief). */

@@ -20,7 +20,7 @@ int main(void)
     if (!l.svc)
         return 1;
     const lv_policy_version_t *v = lv_policy_at(lv_service_policy(l.svc), lv_now_ms());
-    if (!v || led_seed_funds(lv_service_pg(l.svc), v)) {
+    if (!v || led_seed_funds(&l, lv_service_pg(l.svc), v)) {
         lv_error("could not set up the fund accounts");
         return 1;
     }

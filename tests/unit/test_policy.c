@@ -190,6 +190,21 @@ static void test_at_effective_date(void **state)
     assert_string_equal(v->version, "2024.1");
 }
 
+/* Loads a (mutated) tree through a temp file; it must load. */
+static lv_policy_t *load_tree(json_t *root)
+{
+    char *text = json_dumps(root, JSON_INDENT(2));
+    assert_non_null(text);
+    char path[64], err[512] = "";
+    write_temp(path, text);
+    free(text);
+    lv_policy_t *p = lv_policy_load(path, err, sizeof err);
+    unlink(path);
+    if (!p)
+        fail_msg("%s", err);
+    return p;
+}
+
 /* The shipped policy plus a copy of its version with another name, date
  * and income line. */
 static lv_policy_t *with_second_version(const char *name, const char *from, int64_t line)
@@ -200,16 +215,8 @@ static lv_policy_t *with_second_version(const char *name, const char *from, int6
     json_object_set_new(v2, "effective_from", json_string(from));
     json_object_set_new(v2, "income_line_fen", json_integer(line));
     json_array_append_new(json_object_get(root, "versions"), v2);
-    char *text = json_dumps(root, JSON_INDENT(2));
+    lv_policy_t *p = load_tree(root);
     json_decref(root);
-    assert_non_null(text);
-    char path[64], err[512] = "";
-    write_temp(path, text);
-    free(text);
-    lv_policy_t *p = lv_policy_load(path, err, sizeof err);
-    unlink(path);
-    if (!p)
-        fail_msg("%s", err);
     return p;
 }
 
@@ -708,6 +715,63 @@ static void test_error_bad_values(void **state)
     assert_has(err, "versions: must be a list of 1..32 versions");
 }
 
+/* Whom a cap counts for: education per student by default (and in the
+ * shipped file), the others per household; "cap_per" says so explicitly. */
+static void test_cap_per(void **state)
+{
+    const lv_policy_version_t *v = current(state);
+    assert_int_equal(v->education.cap_per, LV_CAP_PER_STUDENT);
+    assert_int_equal(v->illness.cap_per, LV_CAP_PER_HOUSEHOLD);
+    assert_int_equal(v->disaster.cap_per, LV_CAP_PER_HOUSEHOLD);
+    assert_int_equal(v->funds[0].nbudgets, 0);
+
+    char err[512];
+    json_t *root = shipped_json();
+    json_object_set_new(json_object_get(json_object_get(version0(root), "payouts"), "disaster"),
+                        "cap_per", json_string("person"));
+    expect_load_error(root, err, sizeof err);
+    json_decref(root);
+    assert_has(err, "versions[0].payouts.disaster.cap_per: must be \"household\" or \"student\"");
+}
+
+/* County budgets of a fund: loaded sorted, looked up by county (a region
+ * code's first 6 digits), refused when a key is not a county code or they
+ * add up to more than the fund's opening. */
+static void test_budgets(void **state)
+{
+    (void)state;
+    json_t *root = shipped_json();
+    json_t *fund = json_array_get(json_object_get(version0(root), "funds"), 0);
+    json_object_set_new(fund, "budgets", json_pack("{s:I, s:I}", "620522", (json_int_t)100000000,
+                                                   "620521", (json_int_t)150000000));
+    lv_policy_t *p = load_tree(root);
+    char err[512];
+    const lv_fund_def_t *f = &lv_policy_at(p, lv_days_from_civil(2024, 6, 1) * LV_DAY_MS)->funds[0];
+    assert_int_equal(f->nbudgets, 2);
+    assert_string_equal(f->budgets[0].county, "620521");
+    const lv_budget_t *b = lv_fund_budget(f, "620521001002");
+    assert_non_null(b);
+    assert_int_equal(b->fen, 150000000);
+    assert_int_equal(lv_fund_budget(f, "620522")->fen, 100000000);
+    assert_null(lv_fund_budget(f, "620523001001"));
+    lv_policy_destroy(&p);
+
+    /* 3,000,000 + 2,000,000 元 > the 4,500,000 元 opening. */
+    json_object_set_new(fund, "budgets", json_pack("{s:I, s:I}", "620521", (json_int_t)300000000,
+                                                   "620522", (json_int_t)200000000));
+    expect_load_error(root, err, sizeof err);
+    assert_has(err, "versions[0].funds[0].budgets: 县级预算合计超过基金期初");
+
+    json_object_set_new(fund, "budgets", json_pack("{s:I}", "6205", (json_int_t)1));
+    expect_load_error(root, err, sizeof err);
+    assert_has(err, "6 位县代码");
+
+    json_object_set_new(fund, "budgets", json_pack("{s:i}", "620521", -1));
+    expect_load_error(root, err, sizeof err);
+    assert_has(err, "versions[0].funds[0].budgets.620521: -1 is out of range");
+    json_decref(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +784,8 @@ int main(void)
         cmocka_unit_test(test_illness_already_paid),
         cmocka_unit_test(test_disaster),
         cmocka_unit_test(test_education),
+        cmocka_unit_test(test_cap_per),
+        cmocka_unit_test(test_budgets),
         cmocka_unit_test(test_medical_assistance),
         cmocka_unit_test(test_explain_truncated),
         cmocka_unit_test(test_error_syntax),
