@@ -62,6 +62,7 @@ static const struct {
     {"balance_fen", "余额(元)"},
     {"paid_fen", "已发放(元)"},
     {"pending_fen", "待发放(元)"},
+    {"allocated_fen", "已拨付县级预算(元)"},
     {"recipient", "接收方"},
     {"recipient_name", "接收方名称"},
     {"title", "标题"},

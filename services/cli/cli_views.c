@@ -144,7 +144,8 @@ static const char *const SQL_FUNDS =
     "SELECT CASE WHEN a.account_id LIKE 'fund:%' THEN substr(a.account_id, 6) "
     "ELSE a.account_id END AS fund_id, a.name, "
     "(a.credits_posted - a.debits_posted - a.debits_pending) AS balance_fen, "
-    "a.debits_posted AS paid_fen, a.debits_pending AS pending_fen "
+    "a.debits_posted - ledger_allocated_out(a.account_id) AS paid_fen, "
+    "a.debits_pending AS pending_fen, ledger_allocated_out(a.account_id) AS allocated_fen "
     "FROM account a WHERE a.kind = 'fund' ORDER BY a.account_id";
 
 int cli_cmd_funds(cli_t *cli, const cli_args_t *a)

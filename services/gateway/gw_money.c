@@ -30,7 +30,9 @@ void gw_h_funds(gw_req_t *r)
     gw_list_reply(r,
                   "SELECT json_build_object('fund_id', f.fund_id, 'name', a.name, 'balance_fen', "
                   "  a.credits_posted - a.debits_posted - a.debits_pending, 'paid_fen', "
-                  "  a.debits_posted, 'pending_fen', a.debits_pending, 'region_code', f.region)::text, "
+                  "  a.debits_posted - ledger_allocated_out(a.account_id), 'pending_fen', "
+                  "  a.debits_pending, 'allocated_fen', ledger_allocated_out(a.account_id), "
+                  "  'region_code', f.region)::text, "
                   "  a.account_id FROM account a CROSS JOIN LATERAL (SELECT "
                   "  CASE WHEN a.account_id LIKE 'fund:%' THEN substr(a.account_id, 6) "
                   "  ELSE a.account_id END AS fund_id, "

@@ -446,6 +446,11 @@ def part3(st, hh):
     f = funds.get("special:" + B, {})
     CK.eq((int(f.get("balance_fen", -1)), int(f.get("paid_fen", -1))), (0, BUDGET_B),
           "levee funds: the county's budget account, 0 left, 5,000 元 paid")
+    sp = funds.get("special", {})
+    own_paid = int(st.scalar("SELECT coalesce(sum(amount_fen), 0) FROM payout WHERE status = 'posted' "
+                             "AND fund_account = 'fund:special'"))
+    CK.eq((int(sp.get("allocated_fen", -1)), int(sp.get("paid_fen", -1))), (BUDGET_B, own_paid),
+          "levee funds: the fund shows the 5,000 元 allocated to the county apart from what it paid itself")
 
 
 def approve_all_at_once(st):
