@@ -25,6 +25,7 @@
 #define DETAIL_MAX 512
 #define FEED_RETRY_MS 5000    /* after a resolved review could not be fed */
 #define FEED_POLL_MS 1000     /* how often Postgres is asked for resolved reviews */
+#define REMATCH_BATCH "200"   /* open reviews matched again in one transaction */
 
 /* ---- configuration ------------------------------------------------------ */
 
@@ -699,6 +700,21 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* The Record a review stored (hex of its bytes), unpacked with the default
+ * allocator (free with levee__record__free_unpacked); NULL when it is not one. */
+static Levee__Record *record_from_hex(const char *hex)
+{
+    size_t len = strlen(hex) / 2;
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return NULL;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+    Levee__Record *r = levee__record__unpack(NULL, len, buf);
+    free(buf);
+    return r;
+}
+
 /* Feeds the record of one resolved review through the record path as the
  * chosen person's, in the caller's transaction. */
 static int feed_one(mat_t *m, PGconn *pg, const PGresult *res, char *err, size_t errlen)
@@ -706,14 +722,7 @@ static int feed_one(mat_t *m, PGconn *pg, const PGresult *res, char *err, size_t
     const char *review_id = PQgetvalue(res, 0, 0), *source = PQgetvalue(res, 0, 1);
     const char *chosen = PQgetvalue(res, 0, 3), *hex = PQgetvalue(res, 0, 4);
     const char *actor = PQgetvalue(res, 0, 5);
-    size_t len = strlen(hex) / 2;
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return LV_ENOMEM;
-    for (size_t i = 0; i < len; i++)
-        buf[i] = (uint8_t)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
-    Levee__Record *r = levee__record__unpack(NULL, len, buf);
-    free(buf);
+    Levee__Record *r = record_from_hex(hex);
     if (!r) {
         snprintf(err, errlen, "review %s: stored record is not a Record", review_id);
         return LV_EINVAL;
@@ -799,4 +808,89 @@ int mat_identify_feed(mat_t *m, lv_service_t *svc)
         m->next_identity_feed_ms = now + FEED_RETRY_MS;
     }
     return 1000;
+}
+
+/* ---- matching open reviews again ---------------------------------------------- */
+
+/* Open reviews whose scope the registry changed since they were matched. */
+static const char *const SQL_REMATCH =
+    "SELECT r.review_id, encode(r.record, 'hex'), v.version FROM identity_review r "
+    "JOIN identity_scope v ON v.scope = CASE WHEN length(r.region_code) = 12 THEN 'v:' "
+    "  ELSE 'c:' END || r.region_code "
+    "WHERE r.status = 'open' AND r.region_code <> '000000' AND v.version > r.scope_version "
+    "ORDER BY r.review_id LIMIT " REMATCH_BATCH " FOR UPDATE OF r SKIP LOCKED";
+
+/* One open review matched again against its scope's current set: a link
+ * resolves it as levee-matching's (mat_identify_feed then feeds it on, as
+ * for a person's link); otherwise its candidates are refreshed. */
+static int rematch_one(mat_ident_t *self, PGconn *pg, const PGresult *res, int i, int *linked)
+{
+    const char *review_id = PQgetvalue(res, i, 0), *version = PQgetvalue(res, i, 2);
+    Levee__Record *r = record_from_hex(PQgetvalue(res, i, 1));
+    if (!r) /* feed_one reports it when someone links it */
+        return lv_pg_cmd(pg, "UPDATE identity_review SET scope_version = $2 WHERE review_id = $1",
+                         2, (const char *[]){review_id, version});
+    char scope[SCOPE_MAX];
+    record_scope(r, scope);
+    scope_t *s = NULL;
+    int e = *scope ? scope_get(self, pg, scope, strtoll(version, NULL, 10), &s) : 0;
+    lv_ident_result_t m = {0};
+    if (!e && s) {
+        lv_ident_query_t q = {r->name, r->raw_id_number, birth_day(r->birth_date), r->gender};
+        lv_ident_match(s->set, &q, &self->cfg.params, &m);
+    }
+    char now[24], note[DETAIL_MAX];
+    snprintf(now, sizeof now, "%lld", (long long)lv_now_ms());
+    if (!e && s && m.verdict == LV_IDENT_LINK && m.n > 0 && (size_t)m.cand[0].tag < s->n) {
+        snprintf(note, sizeof note, "户籍底册更新后自动关联 (linked after a registry update): %s, %.2f",
+                 basis_text(basis_code(&m.cand[0], r)), m.cand[0].score);
+        const char *p[5] = {review_id, s->persons[m.cand[0].tag].id, note, now, version};
+        e = lv_pg_cmd(pg,
+                      "UPDATE identity_review SET status = 'linked', chosen_id = $2, note = $3, "
+                      "resolved_by = 'levee-matching', resolved_ms = $4, scope_version = $5 "
+                      "WHERE review_id = $1 AND status = 'open'",
+                      5, p);
+        *linked += !e;
+    } else if (!e) {
+        char *cands = candidates_json(s, &m);
+        const char *p[3] = {review_id, version, cands};
+        e = cands ? lv_pg_cmd(pg,
+                              "UPDATE identity_review SET scope_version = $2, candidates = $3::jsonb "
+                              "WHERE review_id = $1",
+                              3, p)
+                  : LV_ENOMEM;
+        free(cands);
+    }
+    levee__record__free_unpacked(r, NULL);
+    return e < 0 ? e : 0;
+}
+
+int mat_identify_rematch(mat_t *m, lv_service_t *svc)
+{
+    int64_t now = lv_now_ms();
+    if (now < m->next_identity_rematch_ms)
+        return 1000;
+    PGconn *pg = lv_service_pg(svc);
+    PGresult *res = NULL;
+    int e = lv_pg_begin(pg), n = 0, linked = 0;
+    if (!e)
+        e = lv_pg_query(pg, &res, SQL_REMATCH, 0, NULL);
+    if (!e)
+        n = PQntuples(res);
+    for (int i = 0; i < n && !e; i++)
+        e = rematch_one(m->ident, pg, res, i, &linked);
+    PQclear(res);
+    if (e || n == 0) {
+        lv_pg_rollback(pg);
+        if (e)
+            lv_warn("identity reviews not matched again (%s); retrying later", lv_strerror(e));
+        m->next_identity_rematch_ms = now + (e ? FEED_RETRY_MS : FEED_POLL_MS);
+        return 1000;
+    }
+    if ((e = lv_pg_commit(pg))) {
+        m->next_identity_rematch_ms = now + FEED_RETRY_MS;
+        return 1000;
+    }
+    lv_info("%d identity review(s) matched again after a registry update, %d linked", n, linked);
+    return 0;
 }

@@ -390,7 +390,7 @@ int mat_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
 int mat_tick(void *ctx, lv_service_t *svc)
 {
     mat_t *m = ctx;
-    if (mat_identify_feed(m, svc) == 0)
+    if (mat_identify_feed(m, svc) == 0 || mat_identify_rematch(m, svc) == 0)
         return 0;
     int wait = mat_rejudge_step(m, svc);
     if (wait == 0)

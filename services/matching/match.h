@@ -30,6 +30,7 @@ typedef struct {
      * themselves are in Postgres). */
     struct mat_ident *ident;
     int64_t next_identity_feed_ms;
+    int64_t next_identity_rematch_ms;
 } mat_t;
 
 /* The consumer handler: a RecordBatch ("records") or a Command ("cmd":
@@ -103,6 +104,10 @@ int mat_verified(mat_t *m, PGconn *pg, const char *msg_id, const char *household
  * feed and the review's fed_ms commit together). Returns the ms the tick may
  * sleep (0: more to do). */
 int mat_identify_feed(mat_t *m, lv_service_t *svc);
+/* identify.c: matches again a batch of open reviews whose scope the registry
+ * changed since; a clear link now resolves the review as levee-matching's,
+ * and mat_identify_feed feeds it on. Returns the ms the tick may sleep. */
+int mat_identify_rematch(mat_t *m, lv_service_t *svc);
 
 /* sweep.c: the monthly sweep of one county ("" = all) for month y-mo, in the
  * caller's transaction. Writes a summary into detail. */

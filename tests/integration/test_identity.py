@@ -19,7 +19,9 @@ feeds with corrupted identities:
    (its settlement counted, a case opened) exactly once, even when resolved
    twice; a dismissal needs a note; both refuse a second decision.
 4. a re-load of the same file adds nothing; a registry change in a village
-   reaches the cached candidate set (a newcomer is linked afterwards).
+   reaches the cached candidate set (a newcomer is linked afterwards), and
+   the open review of her earlier row is matched again, linked by
+   levee-matching and fed on; one it does not settle stays open.
 5. the HTTP API: GET /api/v1/identity-reviews scoped to the caller's region
    with ID numbers masked, POST /api/v1/identity-reviews/{id} (link by
    candidate number, dismiss; 400, 403, 404, 409).
@@ -341,6 +343,22 @@ class Test:
         r = self.load("medical", self.write(MED_COLS, [medical("M-9", "", "钱多多", 100, region=V1)]))
         got = self.link_of("medical", "M-9")
         CK.ok(got and got[0] == newcomer["id_number"], "after the registry brings her, she is linked", got)
+        # The row that came before her is matched again once the registry
+        # changed its village: now a clear link, fed on once.
+        try:
+            wait_for(lambda: (self.review_of("medical", "M-8") or [None, ""])[1] == "linked"
+                     and self.review_of("medical", "M-8")[4] != "", 60, what="M-8 matched again")
+        except TimeoutError as ex:
+            CK.ok(False, "M-8's review matched again after the registry update", ex)
+        who = self.st.psql("SELECT resolved_by, note FROM identity_review WHERE record_id = 'M-8'")
+        CK.ok(who and who[0][0] == "levee-matching" and "户籍底册更新后自动关联" in who[0][1],
+              "M-8: resolved by levee-matching after the registry update, and says so", who)
+        got = self.link_of("medical", "M-8")
+        CK.ok(got and got[0] == newcomer["id_number"], "M-8 linked to her and fed on", got)
+        CK.eq(self.st.scalar("SELECT household_id FROM medical_expense WHERE record_id = 'M-8'"),
+              newcomer["household_id"], "M-8's settlement counts for her household")
+        CK.eq(self.st.scalar("SELECT count(*) FROM identity_review WHERE status = 'open' AND record_id = 'M-3'"),
+              "1", "a review the registry update does not settle (赵闽) stays open")
 
 
 # ---- the HTTP API ------------------------------------------------------------------
