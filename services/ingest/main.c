@@ -324,6 +324,8 @@ static int read_batch(ing_t *g)
         copy[rawlen] = '\0';
         row->raw = copy;
         row->rawlen = rawlen;
+        /* For the read-to-alert latency that matching stores with an alert. */
+        row->rec.read_ms = lv_now_ms();
         g->nrows++;
     }
     g->batch_consumed = consumed;
