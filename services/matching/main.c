@@ -42,10 +42,20 @@ int main(void)
     if (!m.arena || lv_cfg_load(&cfg) || env_int("LEVEE_SWEEP_CHECK_S", 600, 0, 86400, &check_s) ||
         env_int("LEVEE_SWEEP_DAY", 6, 1, 28, &day))
         return 1;
+    if (cfg.worker >= cfg.matching_workers) {
+        fprintf(stderr, "配置错误 (bad config): LEVEE_WORKER=%d, expected 0..%d (LEVEE_MATCHING_WORKERS)\n",
+                cfg.worker, cfg.matching_workers - 1);
+        return 1;
+    }
+    m.worker = cfg.worker;
+    m.workers = cfg.matching_workers;
+    lv_cfg_worker_name("matching", m.worker, m.name, sizeof m.name);
+    char endpoint[600];
+    lv_cfg_matching_endpoint(&cfg, m.worker, endpoint, sizeof endpoint);
     m.sweep_check_ms = check_s * 1000;
     m.sweep_day = (int)day;
-    lv_service_opts_t opts = {.name = "matching",
-                              .bind_endpoint = cfg.ep_matching,
+    lv_service_opts_t opts = {.name = m.name,
+                              .bind_endpoint = endpoint,
                               .handler = mat_handle,
                               .ctx = &m,
                               .tick = mat_tick};

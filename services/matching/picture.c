@@ -59,7 +59,7 @@ static const char *const SQL_PICTURE =
     "  FROM f GROUP BY hid), "
     "rg AS (SELECT hid, sum(fen) AS rigid FROM w WHERE rigid GROUP BY hid), "
     "hc AS (SELECT DISTINCT d.household_id AS hid FROM disaster_record d "
-    "  JOIN last ON last.hid = d.household_id "
+    "  JOIN last ON last.hid = d.household_id AND d.household_id IN (SELECT hid FROM t) "
     "  WHERE d.house_damage IN ('倒塌', '严重') AND d.event_ms > last.last_ms - $4::bigint), "
     "ver AS (SELECT DISTINCT ON (household_id) household_id AS hid, "
     "  (result->>'annual_net_income_fen')::bigint AS fen FROM task "
@@ -319,7 +319,7 @@ static int store(eval_t *x, PGconn *pg)
     ab.batch_id = id;
     ab.n_alerts = (size_t)x->nalerts;
     ab.alerts = x->aptr;
-    return lv_outbox_put(pg, "matching", "dispatch", id, "alerts", &ab.base);
+    return lv_outbox_put(pg, x->m->name, "dispatch", id, "alerts", &ab.base);
 }
 
 int mat_evaluate(mat_t *m, PGconn *pg, const char *run_id, mat_touched_t *t, int64_t read_ms,
