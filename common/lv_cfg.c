@@ -129,6 +129,12 @@ int lv_cfg_load(lv_cfg_t *cfg)
     if (env_long("LEVEE_WORKER", 0, 0, 63, &v))
         return LV_EINVAL;
     cfg->worker = (int)v;
+    if (env_long("LEVEE_URGENT_BYTES", 65536, 0, 1LL << 30, &v))
+        return LV_EINVAL;
+    cfg->urgent_bytes = v;
+    if (env_long("LEVEE_ALERT_BATCH", 50, 1, 100000, &v))
+        return LV_EINVAL;
+    cfg->alert_batch = (int)v;
     return http_load(cfg);
 }
 
@@ -164,5 +170,10 @@ void lv_cfg_matching_endpoint(const lv_cfg_t *cfg, int worker, char *out, size_t
     if (worker == 0)
         snprintf(out, n, "%s", cfg->ep_matching);
     else
-        snprintf(out, n, "ipc://%s/run/matching-%d.ipc", cfg->home, worker);
+        snprintf(out, n, "ipc://@levee-%d-matching-%d", cfg->port_base, worker);
+}
+
+void lv_cfg_urgent_endpoint(const lv_cfg_t *cfg, const char *consumer, char *out, size_t n)
+{
+    snprintf(out, n, "ipc://@levee-%d-%s.urgent", cfg->port_base, consumer);
 }

@@ -29,6 +29,9 @@ typedef struct {
     int ingest_workers;     /* LEVEE_INGEST_WORKERS: ingest processes, each on its own imports */
     int matching_workers;   /* LEVEE_MATCHING_WORKERS: matching processes, each owning counties */
     int worker;             /* LEVEE_WORKER: which of its service's workers this process is */
+    long long urgent_bytes; /* LEVEE_URGENT_BYTES: an import this small is read between two
+                               batches of a big one and sent on the urgent lane */
+    int alert_batch;        /* LEVEE_ALERT_BATCH: alerts per message to dispatch */
     /* levee-gateway, the HTTP API */
     int http_port;              /* LEVEE_HTTP_PORT (default port_base + 14) */
     char http_bind[64];         /* LEVEE_HTTP_BIND: IPv4 address to listen on */
@@ -59,7 +62,13 @@ int lv_cfg_county_worker(const lv_cfg_t *cfg, const char *county);
 void lv_cfg_worker_name(const char *service, int worker, char *out, size_t n);
 
 /* The endpoint matching worker k binds: LEVEE_EP_MATCHING for worker 0,
- * an ipc socket under LEVEE_HOME/run for the others. */
+ * an abstract ipc socket named by the port base for the others (same host). */
 void lv_cfg_matching_endpoint(const lv_cfg_t *cfg, int worker, char *out, size_t n);
+
+/* The urgent lane of a consumer (e.g. "dispatch", "matching-1"): a Linux
+ * abstract ipc socket named by the stack's port base (so two stacks on one
+ * host never meet) that the consumer serves before its normal endpoint, so
+ * a declaration never waits behind a peak's backlog. Same host only. */
+void lv_cfg_urgent_endpoint(const lv_cfg_t *cfg, const char *consumer, char *out, size_t n);
 
 #endif

@@ -23,10 +23,14 @@
 #define DETECT_BYTES (1 << 20)
 #define ARR_MAX ((size_t)256 << 20)
 
-typedef struct {
+typedef struct ing {
     lv_service_t *svc;
     const lv_cfg_t *cfg;
     char name[32]; /* this worker's: "ingest", "ingest-1", ... */
+    /* The urgent reader: small imports only, read between two batches of
+     * the main reader's import and sent on the urgent lane. */
+    bool urgent;
+    struct ing *lane;
     lv_redis_t *redis;
     lv_arena_t *arena;
     /* the import being read */
@@ -152,11 +156,13 @@ static int import_encoding(ing_t *g, int64_t id, const char *given, char out[16]
 static int claim(ing_t *g)
 {
     PGconn *pg = lv_service_pg(g->svc);
-    char now[24], worker[16], workers[16];
+    char now[24], worker[16], workers[16], small[24];
     snprintf(now, sizeof now, "%lld", (long long)lv_now_ms());
     snprintf(worker, sizeof worker, "%d", g->cfg->worker);
     snprintf(workers, sizeof workers, "%d", g->cfg->ingest_workers);
-    const char *p[3] = {now, worker, workers};
+    /* The urgent reader takes queued small imports only (-1: any). */
+    snprintf(small, sizeof small, "%lld", g->urgent ? g->cfg->urgent_bytes : -1LL);
+    const char *p[4] = {now, worker, workers, small};
     PGresult *res;
     /* A running import is this worker's own, left by a crash, or one of a
      * worker that no longer exists (fewer workers now): never another
@@ -164,12 +170,13 @@ static int claim(ing_t *g)
     int e = lv_pg_query(pg, &res,
                         "UPDATE import SET status = 'running', started_ms = coalesce(started_ms, $1), "
                         "worker = $2::int "
-                        "WHERE import_id = (SELECT import_id FROM import WHERE status = 'queued' "
-                        "OR (status = 'running' AND (coalesce(worker, 0) = $2::int "
-                        "OR coalesce(worker, 0) >= $3::int)) "
+                        "WHERE import_id = (SELECT import_id FROM import WHERE $4::bigint < 0 "
+                        "AND (status = 'queued' OR (status = 'running' AND "
+                        "(coalesce(worker, 0) = $2::int OR coalesce(worker, 0) >= $3::int))) "
+                        "OR status = 'queued' AND bytes_total <= $4::bigint "
                         "ORDER BY import_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
                         "RETURNING import_id, source, path, rows_done, batches, coalesce(encoding, '')",
-                        3, p);
+                        4, p);
     if (e)
         return e;
     if (PQntuples(res) == 0) {
@@ -508,6 +515,9 @@ static int put_batches(ing_t *g, PGconn *pg, Levee__Record **out, ing_row_t **st
             snprintf(msg_id, sizeof msg_id, "ing:%lld:%lld", (long long)g->import_id,
                      (long long)g->batch_no + 1);
         lv_cfg_worker_name("matching", k, dest, sizeof dest);
+        if (g->urgent)
+            strncat(dest, LV_URGENT_SUFFIX, sizeof dest - strlen(dest) - 1);
+        batch.urgent = g->urgent;
         batch.batch_id = msg_id;
         batch.import_id = g->import_id;
         batch.source = (char *)ing_feed_source(g->feed);
@@ -651,14 +661,15 @@ done:
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static int tick(void *ctx, lv_service_t *svc)
+/* One batch of the reader's import, which it claims first when it has
+ * none. Returns the loop's wait in ms (0: more to do), or -1 when there was
+ * nothing to claim. */
+static int step(ing_t *g)
 {
-    ing_t *g = ctx;
-    (void)svc;
     if (!g->import_id) {
         int e = claim(g);
         if (e == LV_ENOTFOUND)
-            return 200;
+            return -1;
         if (e)
             return 1000;
         if (!g->import_id)
@@ -685,14 +696,59 @@ static int tick(void *ctx, lv_service_t *svc)
     return 0;
 }
 
-/* One destination per matching worker. */
-static int add_matching_dests(ing_t *g)
+/* A small import (a declaration posted to the HTTP API) is read first,
+ * between two batches of a big one, so it never waits for a peak. */
+static int tick(void *ctx, lv_service_t *svc)
 {
-    for (int k = 0; k < g->cfg->matching_workers; k++) {
-        char name[32], endpoint[600];
+    ing_t *g = ctx;
+    (void)svc;
+    if (step(g->lane) == 0)
+        return 0;
+    int wait = step(g);
+    return wait < 0 ? 200 : wait;
+}
+
+/* A reader's own buffers; the service's pieces are shared. */
+static int reader_init(ing_t *g, lv_service_t *svc, lv_redis_t *redis, const char *name,
+                       bool urgent)
+{
+    g->svc = svc;
+    g->cfg = lv_service_cfg(svc);
+    g->redis = redis;
+    g->urgent = urgent;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->arena = lv_arena_new((size_t)4 << 20);
+    size_t cap = g->cfg->batch_rows * (g->cfg->max_record_bytes * 2 + 64) + 4096;
+    lv_buf_init(&g->rej_row, cap);
+    lv_buf_init(&g->rej_col, cap);
+    lv_buf_init(&g->rej_reason, cap);
+    lv_buf_init(&g->rej_raw, cap);
+    lv_buf_init(&g->copy, (size_t)64 << 20);
+    return g->arena ? 0 : LV_ENOMEM;
+}
+
+static void reader_free(ing_t *g)
+{
+    close_import(g);
+    lv_buf_free(&g->rej_row);
+    lv_buf_free(&g->rej_col);
+    lv_buf_free(&g->rej_reason);
+    lv_buf_free(&g->rej_raw);
+    lv_buf_free(&g->copy);
+    free(g->rows);
+    lv_arena_destroy(&g->arena);
+}
+
+/* Two destinations per matching worker: its normal and its urgent lane. */
+static int add_matching_dests(lv_service_t *svc, const lv_cfg_t *cfg)
+{
+    for (int k = 0; k < cfg->matching_workers; k++) {
+        char name[32], urgent[48], endpoint[600], urgent_ep[600];
         lv_cfg_worker_name("matching", k, name, sizeof name);
-        lv_cfg_matching_endpoint(g->cfg, k, endpoint, sizeof endpoint);
-        if (lv_service_add_dest(g->svc, name, endpoint))
+        snprintf(urgent, sizeof urgent, "%s%s", name, LV_URGENT_SUFFIX);
+        lv_cfg_matching_endpoint(cfg, k, endpoint, sizeof endpoint);
+        lv_cfg_urgent_endpoint(cfg, name, urgent_ep, sizeof urgent_ep);
+        if (lv_service_add_dest(svc, name, endpoint) || lv_service_add_dest(svc, urgent, urgent_ep))
             return -1;
     }
     return 0;
@@ -700,9 +756,12 @@ static int add_matching_dests(ing_t *g)
 
 int main(void)
 {
-    ing_t g;
+    ing_t g, lane;
     memset(&g, 0, sizeof g);
+    memset(&lane, 0, sizeof lane);
+    g.lane = &lane;
     lv_cfg_t cfg;
+    char name[32];
     if (lv_cfg_load(&cfg))
         return 1;
     if (cfg.worker >= cfg.ingest_workers) {
@@ -710,33 +769,19 @@ int main(void)
                 cfg.worker, cfg.ingest_workers - 1);
         return 1;
     }
-    lv_cfg_worker_name("ingest", cfg.worker, g.name, sizeof g.name);
-    lv_service_opts_t opts = {.name = g.name, .tick = tick, .ctx = &g};
+    lv_cfg_worker_name("ingest", cfg.worker, name, sizeof name);
+    lv_service_opts_t opts = {.name = name, .tick = tick, .ctx = &g};
     lv_service_t *svc = lv_service_new(&opts);
     if (!svc)
         return 1;
-    g.svc = svc;
-    g.cfg = lv_service_cfg(svc);
-    g.redis = lv_redis_new(g.cfg->redis_host, g.cfg->redis_port);
-    g.arena = lv_arena_new((size_t)4 << 20);
-    size_t cap = g.cfg->batch_rows * (g.cfg->max_record_bytes * 2 + 64) + 4096;
-    lv_buf_init(&g.rej_row, cap);
-    lv_buf_init(&g.rej_col, cap);
-    lv_buf_init(&g.rej_reason, cap);
-    lv_buf_init(&g.rej_raw, cap);
-    lv_buf_init(&g.copy, (size_t)64 << 20);
-    if (!g.redis || !g.arena || add_matching_dests(&g))
+    lv_redis_t *redis = lv_redis_new(cfg.redis_host, cfg.redis_port);
+    if (!redis || reader_init(&g, svc, redis, name, false) ||
+        reader_init(&lane, svc, redis, name, true) || add_matching_dests(svc, &cfg))
         return 1;
     int rc = lv_service_run(svc);
-    close_import(&g);
-    lv_buf_free(&g.rej_row);
-    lv_buf_free(&g.rej_col);
-    lv_buf_free(&g.rej_reason);
-    lv_buf_free(&g.rej_raw);
-    lv_buf_free(&g.copy);
-    free(g.rows);
-    lv_arena_destroy(&g.arena);
-    lv_redis_destroy(&g.redis);
+    reader_free(&g);
+    reader_free(&lane);
+    lv_redis_destroy(&redis);
     lv_service_destroy(&svc);
     return rc;
 }

@@ -62,7 +62,10 @@ int main(void)
     m.svc = lv_service_new(&opts);
     if (!m.svc)
         return 1;
+    char urgent_ep[600];
+    lv_cfg_urgent_endpoint(&cfg, "dispatch", urgent_ep, sizeof urgent_ep);
     if (lv_service_add_dest(m.svc, "dispatch", cfg.ep_dispatch) ||
+        lv_service_add_dest(m.svc, "dispatch" LV_URGENT_SUFFIX, urgent_ep) ||
         lv_service_add_dest(m.svc, "notify", cfg.ep_notify))
         return 1;
     int rc = lv_service_run(m.svc);

@@ -283,6 +283,7 @@ static int records(mat_t *m, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
         return LV_EINVAL;
     }
     bool by_household = !strcmp(b->source, "visit");
+    m->urgent = b->urgent;
     int64_t read_ms = 0;
     lv_buf_t ids;
     lv_buf_init(&ids, MAT_ARR_MAX);
@@ -319,6 +320,7 @@ static int records(mat_t *m, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
         e = mat_touched_end(&t);
     if (!e)
         e = mat_evaluate(m, pg, msg->msg_id, &t, read_ms, NULL, reply->error, sizeof reply->error);
+    m->urgent = false; /* the sweep and the re-judging run on the normal lane */
     mat_touched_free(&t);
     return e;
 }
@@ -365,6 +367,7 @@ int mat_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
 {
     mat_t *m = ctx;
     lv_arena_reset(m->arena);
+    m->urgent = false;
     int e;
     if (!strcmp(msg->type, "records")) {
         e = records(m, pg, msg, reply);

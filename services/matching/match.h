@@ -20,6 +20,8 @@ typedef struct {
      * (county::int % workers = worker), as ingest routes their records. */
     char name[32];
     int worker, workers;
+    /* The batch in hand came on the urgent lane: its alerts take dispatch's. */
+    bool urgent;
     lv_arena_t *arena;
     /* The sweep timer: looked at every sweep_check_ms (0 = off), sweeping a
      * month once the day sweep_day of the next month has come. */
