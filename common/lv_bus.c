@@ -334,7 +334,7 @@ int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ct
 
 /* ---- relay ----------------------------------------------------------- */
 
-#define MAX_DESTS 8
+#define MAX_DESTS 32
 #define MAX_CREDIT 64
 #define SCAN_MS 500
 

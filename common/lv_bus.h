@@ -62,6 +62,12 @@ void lv_consumer_set_max_attempts(lv_consumer_t *self, int n);
  * was handled, 0 when none was waiting, or a negative error. */
 int lv_consumer_step(lv_consumer_t *self, PGconn *pg, lv_handler_fn fn, void *ctx);
 
+/* The urgent lane to a peer: a second destination ("dispatch!urgent") with
+ * its own ordered queue, connected to the peer's urgent endpoint
+ * (lv_cfg_urgent_endpoint), which the peer serves before its normal one, so
+ * an urgent message waits for the message in hand only, never a backlog. */
+#define LV_URGENT_SUFFIX "!urgent"
+
 typedef struct lv_relay lv_relay_t;
 lv_relay_t *lv_relay_new(void *zctx, const char *producer, int credit, int resend_ms);
 void lv_relay_destroy(lv_relay_t **self_p);

@@ -120,6 +120,21 @@ int lv_cfg_load(lv_cfg_t *cfg)
     if (env_long("LEVEE_HEALTH_STALE_MS", 10000, 100, 3600000, &v))
         return LV_EINVAL;
     cfg->health_stale_ms = (int)v;
+    if (env_long("LEVEE_INGEST_WORKERS", 1, 1, 64, &v))
+        return LV_EINVAL;
+    cfg->ingest_workers = (int)v;
+    if (env_long("LEVEE_MATCHING_WORKERS", 1, 1, 64, &v))
+        return LV_EINVAL;
+    cfg->matching_workers = (int)v;
+    if (env_long("LEVEE_WORKER", 0, 0, 63, &v))
+        return LV_EINVAL;
+    cfg->worker = (int)v;
+    if (env_long("LEVEE_URGENT_BYTES", 65536, 0, 1LL << 30, &v))
+        return LV_EINVAL;
+    cfg->urgent_bytes = v;
+    if (env_long("LEVEE_ALERT_BATCH", 50, 1, 100000, &v))
+        return LV_EINVAL;
+    cfg->alert_batch = (int)v;
     return http_load(cfg);
 }
 
@@ -132,4 +147,36 @@ int lv_cfg_metrics_port(const lv_cfg_t *cfg, const char *service)
         if (!strcmp(ORDER[i], service))
             return cfg->port_base + 15 + i;
     return 0;
+}
+
+int lv_cfg_county_worker(const lv_cfg_t *cfg, const char *county)
+{
+    long code = 0;
+    for (int i = 0; i < 6 && county[i] >= '0' && county[i] <= '9'; i++)
+        code = code * 10 + (county[i] - '0');
+    return cfg->matching_workers > 1 ? (int)(code % cfg->matching_workers) : 0;
+}
+
+void lv_cfg_worker_name(const char *service, int worker, char *out, size_t n)
+{
+    if (worker == 0)
+        snprintf(out, n, "%s", service);
+    else
+        snprintf(out, n, "%s-%d", service, worker);
+}
+
+void lv_cfg_matching_endpoint(const lv_cfg_t *cfg, int worker, char *out, size_t n)
+{
+    if (worker == 0)
+        snprintf(out, n, "%s", cfg->ep_matching);
+    else
+        snprintf(out, n, "ipc://@levee-%d-matching-%d", cfg->port_base, worker);
+}
+
+void lv_cfg_urgent_endpoint(const char *endpoint, char *out, size_t n)
+{
+    int len = snprintf(out, n, "ipc://@levee-urgent-%s", endpoint);
+    for (int i = (int)strlen("ipc://@levee-urgent-"); i < len && (size_t)i < n; i++)
+        if (out[i] == ':' || out[i] == '/')
+            out[i] = '-';
 }

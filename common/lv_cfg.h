@@ -26,6 +26,12 @@ typedef struct {
     int metrics_port;       /* LEVEE_METRICS_PORT: 0 = port_base + 15 + the service's place */
     int max_attempts;       /* LEVEE_MAX_ATTEMPTS: dead-letter a message failing this often */
     int health_stale_ms;    /* LEVEE_HEALTH_STALE_MS: /healthz fails when the loop is this late */
+    int ingest_workers;     /* LEVEE_INGEST_WORKERS: ingest processes, each on its own imports */
+    int matching_workers;   /* LEVEE_MATCHING_WORKERS: matching processes, each owning counties */
+    int worker;             /* LEVEE_WORKER: which of its service's workers this process is */
+    long long urgent_bytes; /* LEVEE_URGENT_BYTES: an import this small is read between two
+                               batches of a big one and sent on the urgent lane */
+    int alert_batch;        /* LEVEE_ALERT_BATCH: alerts per message to dispatch */
     /* levee-gateway, the HTTP API */
     int http_port;              /* LEVEE_HTTP_PORT (default port_base + 14) */
     char http_bind[64];         /* LEVEE_HTTP_BIND: IPv4 address to listen on */
@@ -44,5 +50,26 @@ int lv_cfg_load(lv_cfg_t *cfg);
  * port_base + 15 + its place in ingest, matching, dispatch, ledger, notify;
  * 0 for another name (no endpoint). */
 int lv_cfg_metrics_port(const lv_cfg_t *cfg, const char *service);
+
+/* The matching worker that owns a county (6 digits): its code modulo the
+ * number of workers, so that SQL can select a worker's counties the same
+ * way (county::int % n). Every record of a county's households goes to it,
+ * so a household is only ever updated by one worker. */
+int lv_cfg_county_worker(const lv_cfg_t *cfg, const char *county);
+
+/* A worker's name, used for its log, its consumer and its outbox rows:
+ * the service's own name for worker 0, "matching-2" for worker 2. */
+void lv_cfg_worker_name(const char *service, int worker, char *out, size_t n);
+
+/* The endpoint matching worker k binds: LEVEE_EP_MATCHING for worker 0,
+ * an abstract ipc socket named by the port base for the others (same host). */
+void lv_cfg_matching_endpoint(const lv_cfg_t *cfg, int worker, char *out, size_t n);
+
+/* The urgent lane of the consumer bound at endpoint (its normal one): a
+ * Linux abstract ipc socket named after that endpoint (so two stacks, or two
+ * processes of one service, never meet) that the consumer serves before its
+ * normal endpoint, so a declaration never waits behind a peak's backlog.
+ * Same host only. */
+void lv_cfg_urgent_endpoint(const char *endpoint, char *out, size_t n);
 
 #endif

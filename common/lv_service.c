@@ -21,6 +21,7 @@ struct lv_service {
     PGconn *pg;
     void *zctx;
     lv_consumer_t *consumer;
+    lv_consumer_t *urgent; /* the urgent lane, served first */
     lv_relay_t *relay;
     lv_metrics_server_t *metrics;
     /* Written by the loop, read by the metrics thread. */
@@ -118,6 +119,12 @@ lv_service_t *lv_service_new(const lv_service_opts_t *opts)
         if (!self->consumer)
             goto fail;
         lv_consumer_set_max_attempts(self->consumer, self->cfg.max_attempts);
+        char ep[640];
+        lv_cfg_urgent_endpoint(opts->bind_endpoint, ep, sizeof ep);
+        self->urgent = lv_consumer_new(self->zctx, opts->name, ep);
+        if (!self->urgent)
+            goto fail;
+        lv_consumer_set_max_attempts(self->urgent, self->cfg.max_attempts);
     }
     self->relay = lv_relay_new(self->zctx, opts->name, self->cfg.credit, self->cfg.resend_ms);
     if (!self->relay)
@@ -146,6 +153,7 @@ void lv_service_destroy(lv_service_t **self_p)
     lv_metrics_server_stop(&self->metrics);
     lv_relay_destroy(&self->relay);
     lv_consumer_destroy(&self->consumer);
+    lv_consumer_destroy(&self->urgent);
     if (self->zctx)
         zmq_ctx_term(self->zctx);
     if (self->pg)
@@ -202,8 +210,11 @@ int lv_service_run(lv_service_t *self)
     while (!s_stop) {
         zmq_pollitem_t items[16];
         int n = 0;
-        if (self->consumer) {
-            items[n].socket = lv_consumer_socket(self->consumer);
+        lv_consumer_t *lanes[2] = {self->urgent, self->consumer};
+        for (int l = 0; l < 2; l++) {
+            if (!lanes[l])
+                continue;
+            items[n].socket = lv_consumer_socket(lanes[l]);
             items[n].fd = 0;
             items[n].events = ZMQ_POLLIN;
             items[n].revents = 0;
@@ -220,6 +231,22 @@ int lv_service_run(lv_service_t *self)
         if (self->consumer) {
             /* A bounded number per turn so acks and ticks are never starved. */
             for (int i = 0; i < 16 && !s_stop; i++) {
+                /* Whatever waits on the urgent lane goes before the next
+                 * normal message. */
+                bool urgent = false;
+                for (int j = 0; j < 16 && !s_stop; j++) {
+                    if (lv_consumer_step(self->urgent, self->pg, self->opts.handler,
+                                         self->opts.ctx) <= 0)
+                        break;
+                    busy = urgent = true;
+                }
+                /* What an urgent message produced leaves now, not after the
+                 * normal messages of this turn. */
+                if (urgent) {
+                    lv_relay_kick(self->relay);
+                    if (lv_relay_run(self->relay, self->pg) == LV_ETRANSIENT)
+                        lv_pg_ensure(self->pg);
+                }
                 int r = lv_consumer_step(self->consumer, self->pg, self->opts.handler,
                                          self->opts.ctx);
                 if (r <= 0) {

@@ -19,6 +19,7 @@
 
 #include "lv_arena.h"
 #include "lv_bus.h"
+#include "lv_cfg.h"
 #include "lv_redis.h"
 #include "lv_service.h"
 
@@ -31,6 +32,7 @@ typedef struct {
     int64_t next_tick_ms;  /* monotonic */
     int64_t next_sweep_ms; /* monotonic: the next 风险消除 proposal sweep */
     char sweep_after[96];  /* the sweep's keyset cursor (a case id) */
+    lv_cfg_t cfg;          /* which matching worker owns a county */
 } dsp_t;
 
 /* Reads LEVEE_TEST_CLOCK_OFFSET_MS. Returns 0 or LV_EINVAL (logged). */

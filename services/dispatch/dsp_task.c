@@ -385,9 +385,10 @@ static int revisit_done(PGconn *pg, dsp_case_t *c, const Levee__Command *cmd,
 /* Matching trusts a verification result over every other income, so the
  * household is judged again now (its state, and an alert if it worsened),
  * in the transaction that records the result. */
-static int tell_matching(PGconn *pg, const task_row_t *t, const dsp_case_t *c)
+static int tell_matching(const dsp_t *d, PGconn *pg, const task_row_t *t, const dsp_case_t *c)
 {
-    char id[160];
+    char id[160], dest[32];
+    lv_cfg_worker_name("matching", lv_cfg_county_worker(&d->cfg, c->county), dest, sizeof dest);
     snprintf(id, sizeof id, "verified:%s", t->task_id);
     Levee__Command m = LEVEE__COMMAND__INIT;
     m.cmd_id = id;
@@ -395,7 +396,7 @@ static int tell_matching(PGconn *pg, const task_row_t *t, const dsp_case_t *c)
     m.household_id = (char *)c->household_id;
     m.task_id = (char *)t->task_id;
     m.at_ms = dsp_now_ms();
-    return lv_outbox_put(pg, "dispatch", "matching", id, "cmd", &m.base);
+    return lv_outbox_put(pg, "dispatch", dest, id, "cmd", &m.base);
 }
 
 int dsp_task_result(dsp_t *d, PGconn *pg, const Levee__Command *cmd, lv_reply_t *reply)
@@ -428,7 +429,7 @@ int dsp_task_result(dsp_t *d, PGconn *pg, const Levee__Command *cmd, lv_reply_t 
     if (recheck && *c.verified_by && !strcmp(cmd->actor, c.verified_by))
         return dsp_refuse(reply, "抽样复核须由核查员 %s 以外的调查员完成 (a different investigator)",
                           c.verified_by);
-    if ((e = record_result(pg, &t, cmd)) || (e = tell_matching(pg, &t, &c)))
+    if ((e = record_result(pg, &t, cmd)) || (e = tell_matching(d, pg, &t, &c)))
         return e;
     char detail[1200], inc[32], rig[32];
     lv_money_format(cmd->income_fen, inc, sizeof inc);

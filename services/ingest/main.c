@@ -23,9 +23,14 @@
 #define DETECT_BYTES (1 << 20)
 #define ARR_MAX ((size_t)256 << 20)
 
-typedef struct {
+typedef struct ing {
     lv_service_t *svc;
     const lv_cfg_t *cfg;
+    char name[32]; /* this worker's: "ingest", "ingest-1", ... */
+    /* The urgent reader: small imports only, read between two batches of
+     * the main reader's import and sent on the urgent lane. */
+    bool urgent;
+    struct ing *lane;
     lv_redis_t *redis;
     lv_arena_t *arena;
     /* the import being read */
@@ -151,16 +156,27 @@ static int import_encoding(ing_t *g, int64_t id, const char *given, char out[16]
 static int claim(ing_t *g)
 {
     PGconn *pg = lv_service_pg(g->svc);
-    char now[24];
+    char now[24], worker[16], workers[16], small[24];
     snprintf(now, sizeof now, "%lld", (long long)lv_now_ms());
-    const char *p[1] = {now};
+    snprintf(worker, sizeof worker, "%d", g->cfg->worker);
+    snprintf(workers, sizeof workers, "%d", g->cfg->ingest_workers);
+    /* The urgent reader takes queued small imports only (-1: any). */
+    snprintf(small, sizeof small, "%lld", g->urgent ? g->cfg->urgent_bytes : -1LL);
+    const char *p[4] = {now, worker, workers, small};
     PGresult *res;
+    /* A running import is this worker's own, left by a crash, or one of a
+     * worker that no longer exists (fewer workers now): never another
+     * live worker's. */
     int e = lv_pg_query(pg, &res,
-                        "UPDATE import SET status = 'running', started_ms = coalesce(started_ms, $1) "
-                        "WHERE import_id = (SELECT import_id FROM import WHERE status IN "
-                        "('queued', 'running') ORDER BY import_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                        "UPDATE import SET status = 'running', started_ms = coalesce(started_ms, $1), "
+                        "worker = $2::int "
+                        "WHERE import_id = (SELECT import_id FROM import WHERE $4::bigint < 0 "
+                        "AND (status = 'queued' OR (status = 'running' AND "
+                        "(coalesce(worker, 0) = $2::int OR coalesce(worker, 0) >= $3::int))) "
+                        "OR status = 'queued' AND bytes_total <= $4::bigint "
+                        "ORDER BY import_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
                         "RETURNING import_id, source, path, rows_done, batches, coalesce(encoding, '')",
-                        1, p);
+                        4, p);
     if (e)
         return e;
     if (PQntuples(res) == 0) {
@@ -324,6 +340,8 @@ static int read_batch(ing_t *g)
         copy[rawlen] = '\0';
         row->raw = copy;
         row->rawlen = rawlen;
+        /* For the read-to-alert latency that matching stores with an alert. */
+        row->rec.read_ms = lv_now_ms();
         g->nrows++;
     }
     g->batch_consumed = consumed;
@@ -401,15 +419,18 @@ static void dedup_key(const ing_row_t *r, char *out, size_t n)
     snprintf(out, n, "lv:dd:{%s}:%s:%s:%s", r->county, r->rec.source, r->rec.record_id, r->rev);
 }
 
-/* A visit names a household, not a person: its county is the household's
- * when the registry knows it (one query per batch), else it stays 000000. */
-static int household_counties(ing_t *g, PGconn *pg)
+/* The county of each row's household, looked up in one query per batch:
+ * by household id (a visit) or by the person's ID number; a row whose key
+ * the registry does not know keeps what out[] held. */
+static int lookup_counties(ing_t *g, PGconn *pg, bool by_household, char (*out)[8])
 {
     lv_buf_t ids;
     lv_buf_init(&ids, ARR_MAX);
     lv_arr_begin(&ids);
-    for (size_t i = 0; i < g->nrows; i++)
-        lv_arr_text(&ids, g->rows[i].rec.household_id, strlen(g->rows[i].rec.household_id));
+    for (size_t i = 0; i < g->nrows; i++) {
+        const char *k = by_household ? g->rows[i].rec.household_id : g->rows[i].rec.id_number;
+        lv_arr_text(&ids, k, strlen(k));
+    }
     lv_arr_end(&ids);
     if (ids.failed) {
         lv_buf_free(&ids);
@@ -418,8 +439,11 @@ static int household_counties(ing_t *g, PGconn *pg)
     const char *p[1] = {lv_buf_str(&ids)};
     PGresult *res;
     int e = lv_pg_query(pg, &res,
-                        "SELECT x.ord, h.county FROM unnest($1::text[]) WITH ORDINALITY "
-                        "AS x(hid, ord) JOIN household h ON h.household_id = x.hid",
+                        by_household
+                            ? "SELECT x.ord, h.county FROM unnest($1::text[]) WITH ORDINALITY "
+                              "AS x(hid, ord) JOIN household h ON h.household_id = x.hid"
+                            : "SELECT x.ord, p.county FROM unnest($1::char(18)[]) WITH ORDINALITY "
+                              "AS x(id, ord) JOIN person p ON p.id_number = x.id",
                         1, p);
     lv_buf_free(&ids);
     if (e)
@@ -427,11 +451,82 @@ static int household_counties(ing_t *g, PGconn *pg)
     for (int i = 0; i < PQntuples(res); i++) {
         long long ord = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         if (ord >= 1 && (size_t)ord <= g->nrows)
-            snprintf(g->rows[ord - 1].county, sizeof g->rows[ord - 1].county, "%s",
-                     PQgetvalue(res, i, 1));
+            snprintf(out[ord - 1], sizeof out[ord - 1], "%s", PQgetvalue(res, i, 1));
     }
     PQclear(res);
     return 0;
+}
+
+/* A visit names a household, not a person: its county is the household's
+ * when the registry knows it, else it stays 000000. */
+static int household_counties(ing_t *g, PGconn *pg)
+{
+    char(*found)[8] = calloc(g->nrows ? g->nrows : 1, sizeof *found);
+    if (!found)
+        return LV_ENOMEM;
+    for (size_t i = 0; i < g->nrows; i++)
+        snprintf(found[i], sizeof found[i], "%s", g->rows[i].county);
+    int e = lookup_counties(g, pg, true, found);
+    for (size_t i = 0; !e && i < g->nrows; i++)
+        snprintf(g->rows[i].county, sizeof g->rows[i].county, "%s", found[i]);
+    free(found);
+    return e;
+}
+
+/* With several matching workers, a record goes to the worker that owns the
+ * county of its household: for a person's record that is the county of the
+ * household the registry puts the person in, which the region of the ID
+ * number (the place of birth) need not be. A person not in the registry
+ * keeps the ID number's county. */
+static int route_counties(ing_t *g, PGconn *pg, char (*route)[8])
+{
+    for (size_t i = 0; i < g->nrows; i++)
+        snprintf(route[i], sizeof route[i], "%s", g->rows[i].county);
+    if (g->cfg->matching_workers < 2 || ing_feed_by_household(g->feed) ||
+        !strcmp(ing_feed_source(g->feed), "registry") || !g->nrows)
+        return 0;
+    return lookup_counties(g, pg, false, route);
+}
+
+/* The stored records as one RecordBatch per matching worker that owns any
+ * of their counties, in the outbox. With one worker the batch id is
+ * ing:IMPORT:BATCH as it always was. */
+static int put_batches(ing_t *g, PGconn *pg, Levee__Record **out, ing_row_t **stored,
+                       size_t nout, char (*route)[8])
+{
+    int workers = g->cfg->matching_workers;
+    Levee__Record **mine = calloc(nout ? nout : 1, sizeof *mine);
+    if (!mine)
+        return LV_ENOMEM;
+    int e = 0;
+    for (int k = 0; k < workers && !e; k++) {
+        size_t n = 0;
+        for (size_t i = 0; i < nout; i++)
+            if (lv_cfg_county_worker(g->cfg, route[stored[i] - g->rows]) == k)
+                mine[n++] = out[i];
+        if (!n)
+            continue;
+        Levee__RecordBatch batch = LEVEE__RECORD_BATCH__INIT;
+        char msg_id[96], dest[32];
+        if (workers > 1)
+            snprintf(msg_id, sizeof msg_id, "ing:%lld:%lld:%d", (long long)g->import_id,
+                     (long long)g->batch_no + 1, k);
+        else
+            snprintf(msg_id, sizeof msg_id, "ing:%lld:%lld", (long long)g->import_id,
+                     (long long)g->batch_no + 1);
+        lv_cfg_worker_name("matching", k, dest, sizeof dest);
+        if (g->urgent)
+            strncat(dest, LV_URGENT_SUFFIX, sizeof dest - strlen(dest) - 1);
+        batch.urgent = g->urgent;
+        batch.batch_id = msg_id;
+        batch.import_id = g->import_id;
+        batch.source = (char *)ing_feed_source(g->feed);
+        batch.n_records = n;
+        batch.records = mine;
+        e = lv_outbox_put(pg, g->name, dest, msg_id, "records", &batch.base);
+    }
+    free(mine);
+    return e;
 }
 
 static int commit_batch(ing_t *g)
@@ -444,7 +539,8 @@ static int commit_batch(ing_t *g)
     int64_t *inserted = calloc(n ? n : 1, sizeof *inserted);
     Levee__Record **out = calloc(n ? n : 1, sizeof *out);
     ing_row_t **stored = calloc(n ? n : 1, sizeof *stored);
-    if (!keys || !seen || !inserted || !out || !stored) {
+    char(*route)[8] = calloc(n ? n : 1, sizeof *route);
+    if (!keys || !seen || !inserted || !out || !stored || !route) {
         e = LV_ENOMEM;
         goto done;
     }
@@ -481,6 +577,8 @@ static int commit_batch(ing_t *g)
         e = LV_ETRANSIENT; /* never report a batch committed that was not */
         goto done;
     }
+    if ((e = route_counties(g, pg, route)))
+        goto done;
     if ((e = lv_pg_begin(pg)))
         goto fail;
     if ((e = lv_pg_cmd(pg, "CREATE TEMP TABLE IF NOT EXISTS stage_record (LIKE record) "
@@ -524,19 +622,8 @@ static int commit_batch(ing_t *g)
      * seen twice in a batch keeps the same row in both tables. */
     if ((e = ing_feed_store(g->feed, pg, stored, nout)))
         goto fail;
-    if (nout) {
-        Levee__RecordBatch batch = LEVEE__RECORD_BATCH__INIT;
-        char msg_id[96];
-        snprintf(msg_id, sizeof msg_id, "ing:%lld:%lld", (long long)g->import_id,
-                 (long long)g->batch_no + 1);
-        batch.batch_id = msg_id;
-        batch.import_id = g->import_id;
-        batch.source = (char *)ing_feed_source(g->feed);
-        batch.n_records = nout;
-        batch.records = out;
-        if ((e = lv_outbox_put(pg, "ingest", "matching", msg_id, "records", &batch.base)))
-            goto fail;
-    }
+    if ((e = put_batches(g, pg, out, stored, nout, route)))
+        goto fail;
     char done[24], acc[24], dup[24], rej[24], now[24], bytes[24];
     snprintf(done, sizeof done, "%lld", (long long)g->batch_consumed);
     snprintf(acc, sizeof acc, "%zu", ninserted);
@@ -568,19 +655,21 @@ done:
     free(inserted);
     free(out);
     free(stored);
+    free(route);
     return e;
 }
 
 /* ---- the loop ---------------------------------------------------------- */
 
-static int tick(void *ctx, lv_service_t *svc)
+/* One batch of the reader's import, which it claims first when it has
+ * none. Returns the loop's wait in ms (0: more to do), or -1 when there was
+ * nothing to claim. */
+static int step(ing_t *g)
 {
-    ing_t *g = ctx;
-    (void)svc;
     if (!g->import_id) {
         int e = claim(g);
         if (e == LV_ENOTFOUND)
-            return 200;
+            return -1;
         if (e)
             return 1000;
         if (!g->import_id)
@@ -607,36 +696,92 @@ static int tick(void *ctx, lv_service_t *svc)
     return 0;
 }
 
+/* A small import (a declaration posted to the HTTP API) is read first,
+ * between two batches of a big one, so it never waits for a peak. */
+static int tick(void *ctx, lv_service_t *svc)
+{
+    ing_t *g = ctx;
+    (void)svc;
+    if (step(g->lane) == 0)
+        return 0;
+    int wait = step(g);
+    return wait < 0 ? 200 : wait;
+}
+
+/* A reader's own buffers; the service's pieces are shared. */
+static int reader_init(ing_t *g, lv_service_t *svc, lv_redis_t *redis, const char *name,
+                       bool urgent)
+{
+    g->svc = svc;
+    g->cfg = lv_service_cfg(svc);
+    g->redis = redis;
+    g->urgent = urgent;
+    snprintf(g->name, sizeof g->name, "%s", name);
+    g->arena = lv_arena_new((size_t)4 << 20);
+    size_t cap = g->cfg->batch_rows * (g->cfg->max_record_bytes * 2 + 64) + 4096;
+    lv_buf_init(&g->rej_row, cap);
+    lv_buf_init(&g->rej_col, cap);
+    lv_buf_init(&g->rej_reason, cap);
+    lv_buf_init(&g->rej_raw, cap);
+    lv_buf_init(&g->copy, (size_t)64 << 20);
+    return g->arena ? 0 : LV_ENOMEM;
+}
+
+static void reader_free(ing_t *g)
+{
+    close_import(g);
+    lv_buf_free(&g->rej_row);
+    lv_buf_free(&g->rej_col);
+    lv_buf_free(&g->rej_reason);
+    lv_buf_free(&g->rej_raw);
+    lv_buf_free(&g->copy);
+    free(g->rows);
+    lv_arena_destroy(&g->arena);
+}
+
+/* Two destinations per matching worker: its normal and its urgent lane. */
+static int add_matching_dests(lv_service_t *svc, const lv_cfg_t *cfg)
+{
+    for (int k = 0; k < cfg->matching_workers; k++) {
+        char name[32], urgent[48], endpoint[600], urgent_ep[600];
+        lv_cfg_worker_name("matching", k, name, sizeof name);
+        snprintf(urgent, sizeof urgent, "%s%s", name, LV_URGENT_SUFFIX);
+        lv_cfg_matching_endpoint(cfg, k, endpoint, sizeof endpoint);
+        lv_cfg_urgent_endpoint(endpoint, urgent_ep, sizeof urgent_ep);
+        if (lv_service_add_dest(svc, name, endpoint) || lv_service_add_dest(svc, urgent, urgent_ep))
+            return -1;
+    }
+    return 0;
+}
+
 int main(void)
 {
-    ing_t g;
+    ing_t g, lane;
     memset(&g, 0, sizeof g);
-    lv_service_opts_t opts = {.name = "ingest", .tick = tick, .ctx = &g};
+    memset(&lane, 0, sizeof lane);
+    g.lane = &lane;
+    lv_cfg_t cfg;
+    char name[32];
+    if (lv_cfg_load(&cfg))
+        return 1;
+    if (cfg.worker >= cfg.ingest_workers) {
+        fprintf(stderr, "配置错误 (bad config): LEVEE_WORKER=%d, expected 0..%d (LEVEE_INGEST_WORKERS)\n",
+                cfg.worker, cfg.ingest_workers - 1);
+        return 1;
+    }
+    lv_cfg_worker_name("ingest", cfg.worker, name, sizeof name);
+    lv_service_opts_t opts = {.name = name, .tick = tick, .ctx = &g};
     lv_service_t *svc = lv_service_new(&opts);
     if (!svc)
         return 1;
-    g.svc = svc;
-    g.cfg = lv_service_cfg(svc);
-    g.redis = lv_redis_new(g.cfg->redis_host, g.cfg->redis_port);
-    g.arena = lv_arena_new((size_t)4 << 20);
-    size_t cap = g.cfg->batch_rows * (g.cfg->max_record_bytes * 2 + 64) + 4096;
-    lv_buf_init(&g.rej_row, cap);
-    lv_buf_init(&g.rej_col, cap);
-    lv_buf_init(&g.rej_reason, cap);
-    lv_buf_init(&g.rej_raw, cap);
-    lv_buf_init(&g.copy, (size_t)64 << 20);
-    if (!g.redis || !g.arena || lv_service_add_dest(svc, "matching", g.cfg->ep_matching))
+    lv_redis_t *redis = lv_redis_new(cfg.redis_host, cfg.redis_port);
+    if (!redis || reader_init(&g, svc, redis, name, false) ||
+        reader_init(&lane, svc, redis, name, true) || add_matching_dests(svc, &cfg))
         return 1;
     int rc = lv_service_run(svc);
-    close_import(&g);
-    lv_buf_free(&g.rej_row);
-    lv_buf_free(&g.rej_col);
-    lv_buf_free(&g.rej_reason);
-    lv_buf_free(&g.rej_raw);
-    lv_buf_free(&g.copy);
-    free(g.rows);
-    lv_arena_destroy(&g.arena);
-    lv_redis_destroy(&g.redis);
+    reader_free(&g);
+    reader_free(&lane);
+    lv_redis_destroy(&redis);
     lv_service_destroy(&svc);
     return rc;
 }

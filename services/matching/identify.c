@@ -689,10 +689,19 @@ int mat_identify(mat_ident_t *self, PGconn *pg, Levee__RecordBatch *b, lv_arena_
 
 /* ---- feeding on resolved reviews -------------------------------------------------- */
 
+/* A worker feeds and matches again only the reviews of the counties it
+ * owns (county modulo workers, as ingest routes records). */
+static void worker_params(const mat_t *m, char workers[16], char worker[16])
+{
+    snprintf(workers, 16, "%d", m->workers > 1 ? m->workers : 1);
+    snprintf(worker, 16, "%d", m->workers > 1 ? m->worker : 0);
+}
+
 static const char *const SQL_NEXT_RESOLVED =
     "SELECT r.review_id, r.source, r.record_id, r.chosen_id, encode(r.record, 'hex'), "
     "  coalesce(r.resolved_by, '') FROM identity_review r "
-    "WHERE r.status = 'linked' AND r.fed_ms IS NULL ORDER BY r.review_id LIMIT 1 "
+    "WHERE r.status = 'linked' AND r.fed_ms IS NULL AND r.county::int % $1::int = $2::int "
+    "ORDER BY r.review_id LIMIT 1 "
     "FOR UPDATE SKIP LOCKED";
 
 static int hexval(char c)
@@ -784,8 +793,11 @@ int mat_identify_feed(mat_t *m, lv_service_t *svc)
     PGresult *res = NULL;
     char err[512] = "";
     int e = lv_pg_begin(pg);
+    char workers[16], worker[16];
+    const char *p[2] = {workers, worker};
+    worker_params(m, workers, worker);
     if (!e)
-        e = lv_pg_query(pg, &res, SQL_NEXT_RESOLVED, 0, NULL);
+        e = lv_pg_query(pg, &res, SQL_NEXT_RESOLVED, 2, p);
     bool found = !e && PQntuples(res) == 1;
     if (found)
         e = feed_one(m, pg, res, err, sizeof err);
@@ -818,6 +830,7 @@ static const char *const SQL_REMATCH =
     "JOIN identity_scope v ON v.scope = CASE WHEN length(r.region_code) = 12 THEN 'v:' "
     "  ELSE 'c:' END || r.region_code "
     "WHERE r.status = 'open' AND r.region_code <> '000000' AND v.version > r.scope_version "
+    "AND r.county::int % $1::int = $2::int "
     "ORDER BY r.review_id LIMIT " REMATCH_BATCH " FOR UPDATE OF r SKIP LOCKED";
 
 /* One open review matched again against its scope's current set: a link
@@ -873,8 +886,11 @@ int mat_identify_rematch(mat_t *m, lv_service_t *svc)
     PGconn *pg = lv_service_pg(svc);
     PGresult *res = NULL;
     int e = lv_pg_begin(pg), n = 0, linked = 0;
+    char workers[16], worker[16];
+    const char *p[2] = {workers, worker};
+    worker_params(m, workers, worker);
     if (!e)
-        e = lv_pg_query(pg, &res, SQL_REMATCH, 0, NULL);
+        e = lv_pg_query(pg, &res, SQL_REMATCH, 2, p);
     if (!e)
         n = PQntuples(res);
     for (int i = 0; i < n && !e; i++)

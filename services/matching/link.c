@@ -84,7 +84,7 @@ int mat_link(PGconn *pg, const char *source, const char *record_ids, mat_touched
  * unmatched_record and take their county. $1 ID numbers, $2 household ids. */
 static int waiting_sql(lv_buf_t *b)
 {
-    lv_buf_puts(b, "WITH ids AS (SELECT DISTINCT unnest($1::text[]) AS id)");
+    lv_buf_puts(b, "WITH ids AS (SELECT DISTINCT unnest($1::char(18)[]) AS id)");
     for (size_t i = 0; i < NLINKS; i++) {
         if (s_links[i].by_household)
             continue;

@@ -49,17 +49,30 @@ int main(void)
     m.ident = mat_ident_new(&icfg);
     if (!m.ident)
         return 1;
+    if (cfg.worker >= cfg.matching_workers) {
+        fprintf(stderr, "配置错误 (bad config): LEVEE_WORKER=%d, expected 0..%d (LEVEE_MATCHING_WORKERS)\n",
+                cfg.worker, cfg.matching_workers - 1);
+        return 1;
+    }
+    m.worker = cfg.worker;
+    m.workers = cfg.matching_workers;
+    lv_cfg_worker_name("matching", m.worker, m.name, sizeof m.name);
+    char endpoint[600];
+    lv_cfg_matching_endpoint(&cfg, m.worker, endpoint, sizeof endpoint);
     m.sweep_check_ms = check_s * 1000;
     m.sweep_day = (int)day;
-    lv_service_opts_t opts = {.name = "matching",
-                              .bind_endpoint = cfg.ep_matching,
+    lv_service_opts_t opts = {.name = m.name,
+                              .bind_endpoint = endpoint,
                               .handler = mat_handle,
                               .ctx = &m,
                               .tick = mat_tick};
     m.svc = lv_service_new(&opts);
     if (!m.svc)
         return 1;
+    char urgent_ep[600];
+    lv_cfg_urgent_endpoint(cfg.ep_dispatch, urgent_ep, sizeof urgent_ep);
     if (lv_service_add_dest(m.svc, "dispatch", cfg.ep_dispatch) ||
+        lv_service_add_dest(m.svc, "dispatch" LV_URGENT_SUFFIX, urgent_ep) ||
         lv_service_add_dest(m.svc, "notify", cfg.ep_notify))
         return 1;
     int rc = lv_service_run(m.svc);

@@ -125,7 +125,7 @@ static const char *const SQL_HOUSEHOLDS =
     "  phone = coalesce(EXCLUDED.phone, household.phone), updated_ms = EXCLUDED.updated_ms";
 
 static const char *const SQL_PERSONS =
-    "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], "
+    "WITH r AS (SELECT * FROM unnest($1::char(18)[], $2::text[], $3::text[], $4::text[], $5::int[], "
     "  $6::boolean[], $7::text[], $8::text[], $9::bigint[]) "
     "  AS t(id, hid, name, relation, dis, chronic, labour, phone, row_no)), "
     "p AS (SELECT DISTINCT ON (id) r.*, h.county FROM r JOIN household h ON h.household_id = r.hid "
@@ -148,7 +148,7 @@ static const char *const SQL_PERSONS =
 /* Records that waited for these people are linked now. */
 static const char *const SQL_CLAIM_UNMATCHED =
     "WITH m AS (DELETE FROM unmatched_record u USING person p "
-    "  WHERE u.id_number = p.id_number AND u.id_number = ANY($1::text[]) "
+    "  WHERE p.id_number = u.id_number::char(18) AND u.id_number = ANY($1::text[]) "
     "  RETURNING u.*, p.household_id AS hid, p.county AS pcounty) "
     "INSERT INTO medical_expense (record_id, household_id, county, id_number, settle_ms, "
     "  self_paid_fen, compliant_self_fen) "
@@ -214,8 +214,10 @@ static int registry(PGconn *pg, const Levee__RecordBatch *b, mat_touched_t *t)
 
 /* ---- medical --------------------------------------------------------- */
 
+/* The ID numbers travel as char(18)[], the type of person's key: compared
+ * as text, the person table would be scanned whole for every batch. */
 static const char *const SQL_MEDICAL =
-    "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], "
+    "WITH r AS (SELECT * FROM unnest($1::text[], $2::char(18)[], $3::bigint[], $4::bigint[], "
     "  $5::bigint[]) AS t(record_id, id, settle_ms, self_paid, compliant_self)), "
     "ins AS (INSERT INTO medical_expense (record_id, household_id, county, id_number, settle_ms, "
     "  self_paid_fen, compliant_self_fen) "
@@ -287,6 +289,7 @@ static int records(mat_t *m, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
     if (e)
         return e;
     bool by_household = !strcmp(b->source, "visit");
+    m->urgent = b->urgent;
     int64_t read_ms = 0;
     lv_buf_t ids;
     lv_buf_init(&ids, MAT_ARR_MAX);
@@ -322,6 +325,7 @@ static int records(mat_t *m, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
         e = mat_touched_end(&t);
     if (!e)
         e = mat_evaluate(m, pg, msg->msg_id, &t, read_ms, NULL, reply->error, sizeof reply->error);
+    m->urgent = false; /* the sweep and the re-judging run on the normal lane */
     mat_touched_free(&t);
     return e;
 }
@@ -370,6 +374,7 @@ int mat_handle(void *ctx, PGconn *pg, const lv_msg_t *msg, lv_reply_t *reply)
 {
     mat_t *m = ctx;
     lv_arena_reset(m->arena);
+    m->urgent = false;
     int e;
     if (!strcmp(msg->type, "records")) {
         e = records(m, pg, msg, reply);
@@ -405,14 +410,19 @@ int mat_tick(void *ctx, lv_service_t *svc)
     previous_month(due, &y, &mo);
     char month[32];
     snprintf(month, sizeof month, "%04d-%02d-01", y, mo);
-    const char *p[1] = {month};
+    char workers[16], worker[16];
+    snprintf(workers, sizeof workers, "%d", m->workers);
+    snprintf(worker, sizeof worker, "%d", m->worker);
+    const char *p[3] = {month, workers, worker};
     char county[16];
+    /* Only the counties this worker owns: their households are its alone. */
     int e = lv_pg_scalar(pg, county, sizeof county,
                          "SELECT h.county FROM (SELECT DISTINCT county FROM household) h "
                          "LEFT JOIN sweep_state s ON s.county = h.county "
-                         "WHERE s.last_month IS NULL OR s.last_month < $1::date "
+                         "WHERE (s.last_month IS NULL OR s.last_month < $1::date) "
+                         "AND h.county::int % $2::int = $3::int "
                          "ORDER BY h.county LIMIT 1",
-                         1, p);
+                         3, p);
     if (e) {
         /* Nothing due (or Postgres away): look again after the interval. */
         m->next_sweep_check_ms = now + (e == LV_ENOTFOUND ? m->sweep_check_ms : 5000);

@@ -15,6 +15,13 @@
 
 typedef struct {
     lv_service_t *svc; /* for the current policy (swapped on SIGHUP) */
+    /* Which of the matching workers this is: its name is the producer of
+     * its outbox rows; it sweeps and re-judges only the counties it owns
+     * (county::int % workers = worker), as ingest routes their records. */
+    char name[32];
+    int worker, workers;
+    /* The batch in hand came on the urgent lane: its alerts take dispatch's. */
+    bool urgent;
     lv_arena_t *arena;
     /* The sweep timer: looked at every sweep_check_ms (0 = off), sweeping a
      * month once the day sweep_day of the next month has come. */

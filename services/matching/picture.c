@@ -64,6 +64,7 @@ static const char *const SQL_PICTURE =
     "rg AS (SELECT hid, sum(fen) AS rigid FROM w WHERE rigid GROUP BY hid), "
     "hc AS (SELECT d.household_id AS hid, max(array_position(ARRAY['无', '轻微', '严重', '倒塌'], "
     "  d.house_damage)) AS lvl FROM disaster_record d JOIN last ON last.hid = d.household_id "
+    "  AND d.household_id IN (SELECT hid FROM t) "
     "  WHERE d.event_ms > last.last_ms - $4::bigint GROUP BY d.household_id), "
     "ver AS (SELECT DISTINCT ON (household_id) household_id AS hid, "
     "  (result->>'annual_net_income_fen')::bigint AS fen FROM task "
@@ -324,13 +325,25 @@ static int store(eval_t *x, PGconn *pg)
     q[16] = ap[13];
     if ((e = lv_pg_cmd(pg, SQL_ALERTS, 17, q)))
         return e;
-    Levee__AlertBatch ab = LEVEE__ALERT_BATCH__INIT;
-    char id[LV_MSG_ID_MAX + 1];
-    snprintf(id, sizeof id, "m:%s", x->run_id);
-    ab.batch_id = id;
-    ab.n_alerts = (size_t)x->nalerts;
-    ab.alerts = x->aptr;
-    return lv_outbox_put(pg, "matching", "dispatch", id, "alerts", &ab.base);
+    /* Dispatch handles a message at a time, opening a case per alert: small
+     * messages keep what it has in hand short, so an urgent alert behind it
+     * (a declaration during a peak) waits little. The first part keeps the
+     * id m:RUN; the others are m:RUN:2, m:RUN:3, ... */
+    int per = lv_service_cfg(x->m->svc)->alert_batch;
+    for (int first = 0, part = 1; first < x->nalerts && !e; first += per, part++) {
+        Levee__AlertBatch ab = LEVEE__ALERT_BATCH__INIT;
+        char id[LV_MSG_ID_MAX + 1];
+        if (part == 1)
+            snprintf(id, sizeof id, "m:%s", x->run_id);
+        else
+            snprintf(id, sizeof id, "m:%s:%d", x->run_id, part);
+        ab.batch_id = id;
+        ab.n_alerts = (size_t)(x->nalerts - first < per ? x->nalerts - first : per);
+        ab.alerts = x->aptr + first;
+        e = lv_outbox_put(pg, x->m->name, x->m->urgent ? "dispatch" LV_URGENT_SUFFIX : "dispatch",
+                          id, "alerts", &ab.base);
+    }
+    return e;
 }
 
 int mat_evaluate(mat_t *m, PGconn *pg, const char *run_id, mat_touched_t *t, int64_t read_ms,

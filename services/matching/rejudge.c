@@ -51,12 +51,17 @@ int mat_rejudge_step(mat_t *m, lv_service_t *svc)
     if (!v || !strcmp(m->judged_version, v->version))
         return 1000;
     PGconn *pg = lv_service_pg(svc);
-    const char *p[2] = {m->rejudge_after, v->version};
+    char workers[16], worker[16];
+    snprintf(workers, sizeof workers, "%d", m->workers);
+    snprintf(worker, sizeof worker, "%d", m->worker);
+    const char *p[4] = {m->rejudge_after, v->version, workers, worker};
     PGresult *res;
+    /* Only the households of the counties this worker owns. */
     int e = lv_pg_query(pg, &res,
                         "SELECT household_id FROM household_state WHERE household_id > $1 "
-                        "AND policy_version <> $2 ORDER BY household_id LIMIT " REJUDGE_BATCH,
-                        2, p);
+                        "AND policy_version <> $2 AND county::int % $3::int = $4::int "
+                        "ORDER BY household_id LIMIT " REJUDGE_BATCH,
+                        4, p);
     if (e)
         return 5000;
     int n = PQntuples(res);

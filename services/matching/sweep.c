@@ -62,7 +62,7 @@ static const char *const SQL_REMINDERS =
 
 static const char *const SQL_EVENTS =
     "INSERT INTO outbox (msg_id, producer, dest, msg_type, payload, created_ms) "
-    "SELECT id, 'matching', 'notify', 'event', payload, $3 "
+    "SELECT id, $4, 'notify', 'event', payload, $3 "
     "FROM unnest($1::text[], $2::bytea[]) AS t(id, payload) ON CONFLICT (msg_id) DO NOTHING";
 
 static const char *const SQL_STATE =
@@ -86,7 +86,8 @@ static void arr_bytea(lv_buf_t *b, const uint8_t *p, size_t n, lv_buf_t *tmp)
 
 /* The reminders of res (SQL_REMINDERS rows) as Events in the outbox, in one
  * statement. */
-static int remind(PGconn *pg, const PGresult *res, const char *month, const char *now)
+static int remind(PGconn *pg, const char *producer, const PGresult *res, const char *month,
+                  const char *now)
 {
     lv_buf_t ids, payloads, tmp;
     lv_buf_init(&ids, MAT_ARR_MAX);
@@ -130,8 +131,8 @@ static int remind(PGconn *pg, const PGresult *res, const char *month, const char
     if (!e && (ids.failed || payloads.failed || tmp.failed))
         e = LV_ENOMEM;
     if (!e && PQntuples(res) > 0) {
-        const char *p[3] = {lv_buf_str(&ids), lv_buf_str(&payloads), now};
-        e = lv_pg_cmd(pg, SQL_EVENTS, 3, p);
+        const char *p[4] = {lv_buf_str(&ids), lv_buf_str(&payloads), now, producer};
+        e = lv_pg_cmd(pg, SQL_EVENTS, 4, p);
     }
     lv_buf_free(&ids);
     lv_buf_free(&payloads);
@@ -181,7 +182,7 @@ int mat_sweep(mat_t *m, PGconn *pg, const char *run_id, const char *county, int 
     if ((e = lv_pg_query(pg, &res, SQL_REMINDERS, 3, rp)))
         return e;
     int reminders = PQntuples(res);
-    e = remind(pg, res, month, now);
+    e = remind(pg, m->name, res, month, now);
     PQclear(res);
     if (e)
         return e;

@@ -206,13 +206,16 @@ class Api:
         """Sends raw bytes on a fresh connection; returns what came back."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         try:
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
+            try:
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the server answered and closed before reading it all (e.g. a 413)
             chunks = []
             while True:
                 try:
                     b = s.recv(65536)
-                except socket.timeout:
+                except (socket.timeout, ConnectionResetError):
                     break
                 if not b:
                     break
