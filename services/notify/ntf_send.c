@@ -559,8 +559,14 @@ static int save_results(ntf_sender_t *self, PGconn *pg)
                             4, p);
     for (int i = 0; i < 4; i++)
         lv_buf_free(&a[i]);
-    if (!e)
+    if (!e) {
+        int sent = 0;
+        for (int i = 0; i < self->nres; i++)
+            sent += !strcmp(self->res[i].status, "sent");
+        if (sent)
+            lv_info("deliveries recorded: %d sent, %d other", sent, self->nres - sent);
         self->nres = 0;
+    }
     return e;
 }
 
