@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <libpq-events.h>
+
 #include "lv_err.h"
 #include "lv_log.h"
 #include "lv_time.h"
@@ -90,6 +92,96 @@ static int check(PGconn *pg, PGresult *res, const char *sql, ExecStatusType want
     return e;
 }
 
+/* ---- prepared statements ------------------------------------------- */
+
+#define PREP_SLOTS 512 /* a power of 2; beyond it statements run unprepared */
+
+typedef struct {
+    char *sql;
+    uint64_t hash;
+} prep_slot_t;
+
+typedef struct {
+    prep_slot_t slot[PREP_SLOTS];
+} prep_t;
+
+static void prep_clear(prep_t *c)
+{
+    for (int i = 0; i < PREP_SLOTS; i++) {
+        free(c->slot[i].sql);
+        c->slot[i].sql = NULL;
+    }
+}
+
+static int prep_event(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNRESET || id == PGEVT_CONNDESTROY) {
+        PGconn *pg = id == PGEVT_CONNRESET ? ((PGEventConnReset *)info)->conn
+                                           : ((PGEventConnDestroy *)info)->conn;
+        prep_t *c = PQinstanceData(pg, prep_event);
+        if (c) {
+            prep_clear(c); /* a new session has none of them */
+            if (id == PGEVT_CONNDESTROY)
+                free(c);
+        }
+    }
+    return 1;
+}
+
+int lv_pg_prepare_statements(PGconn *pg)
+{
+    if (PQinstanceData(pg, prep_event))
+        return 0;
+    prep_t *c = calloc(1, sizeof *c);
+    if (!c || !PQregisterEventProc(pg, prep_event, "lv_pg_prepare", NULL) ||
+        !PQsetInstanceData(pg, prep_event, c)) {
+        free(c);
+        return LV_ENOMEM;
+    }
+    return 0;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Runs sql with its parameters, by name when the connection prepares its
+ * statements (preparing it at the first call). */
+static PGresult *exec(PGconn *pg, const char *sql, int n, const char *const *params)
+{
+    prep_t *c = n > 0 ? PQinstanceData(pg, prep_event) : NULL;
+    if (!c)
+        return PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    uint64_t h = fnv1a(sql);
+    for (unsigned k = 0; k < PREP_SLOTS; k++) {
+        unsigned i = (unsigned)(h + k) & (PREP_SLOTS - 1);
+        prep_slot_t *s = &c->slot[i];
+        char name[16];
+        snprintf(name, sizeof name, "lv%u", i);
+        if (s->sql && s->hash == h && !strcmp(s->sql, sql))
+            return PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
+        if (s->sql)
+            continue;
+        PGresult *res = PQprepare(pg, name, sql, n, NULL);
+        if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+            return res; /* the caller reports it as the statement's error */
+        PQclear(res);
+        s->sql = strdup(sql);
+        s->hash = h;
+        if (!s->sql) { /* prepared but not remembered: drop it again */
+            PQclear(PQexec(pg, "DEALLOCATE ALL"));
+            prep_clear(c);
+        }
+        return PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
+    }
+    return PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+}
+
 int lv_pg_cmd(PGconn *pg, const char *sql, int n, const char *const *params)
 {
     int64_t r = lv_pg_cmd_count(pg, sql, n, params);
@@ -98,7 +190,7 @@ int lv_pg_cmd(PGconn *pg, const char *sql, int n, const char *const *params)
 
 int64_t lv_pg_cmd_count(PGconn *pg, const char *sql, int n, const char *const *params)
 {
-    PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *res = exec(pg, sql, n, params);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     int e = check(pg, res, sql, st == PGRES_TUPLES_OK ? PGRES_TUPLES_OK : PGRES_COMMAND_OK);
     int64_t count = 0;
@@ -112,7 +204,7 @@ int64_t lv_pg_cmd_count(PGconn *pg, const char *sql, int n, const char *const *p
 
 int lv_pg_query(PGconn *pg, PGresult **out, const char *sql, int n, const char *const *params)
 {
-    PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *res = exec(pg, sql, n, params);
     int e = check(pg, res, sql, PGRES_TUPLES_OK);
     if (e) {
         PQclear(res);

@@ -9,6 +9,13 @@
 /* Connects, retrying for up to wait_ms. NULL on failure (logged). */
 PGconn *lv_pg_connect(const char *conninfo, int wait_ms);
 
+/* From now on, statements with parameters run on this connection through
+ * lv_pg_cmd/query/scalar are prepared once and then executed by name: a
+ * service of many small statements (dispatch, notify) spares Postgres the
+ * parse and plan of each. Not for large set-wise statements over array
+ * parameters, whose plan should see the arrays. A reset forgets them. */
+int lv_pg_prepare_statements(PGconn *pg);
+
 /* Resets a broken connection. Returns 0 when it is usable. */
 int lv_pg_ensure(PGconn *pg);
 

@@ -110,8 +110,11 @@ lv_service_t *lv_service_new(const lv_service_opts_t *opts)
         lv_error("%s", err);
         goto fail;
     }
+    /* Each session names its service in pg_stat_activity (unless the
+     * environment names it already). */
+    setenv("PGAPPNAME", opts->name, 0);
     self->pg = lv_pg_connect(self->cfg.pg_conninfo, 30000);
-    if (!self->pg)
+    if (!self->pg || (opts->prepare && lv_pg_prepare_statements(self->pg)))
         goto fail;
     self->zctx = zmq_ctx_new();
     if (opts->bind_endpoint) {

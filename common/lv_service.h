@@ -19,6 +19,9 @@ typedef struct {
     void *ctx;
     /* Called every loop turn; returns how many ms it may sleep (0 = more work now). */
     int (*tick)(void *ctx, lv_service_t *svc);
+    /* Its statements are many and small: prepare them once per session
+     * (lv_pg_prepare_statements). */
+    bool prepare;
 } lv_service_opts_t;
 
 /* Loads config and policy, connects, binds. NULL on failure (logged). */

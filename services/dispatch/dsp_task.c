@@ -41,20 +41,24 @@ static const char *task_suffix(const dsp_case_t *c, const char *task_id)
 
 /* Gives the task to the best investigator other than `not1` and `not2`:
  * the longest region prefix covering the household, then the fewest open
- * tasks. *who receives the id, or "" when nobody qualifies. */
+ * tasks. *who receives the id, or "" when nobody qualifies. The open tasks
+ * are counted only when the choice needs them: a lone investigator of a
+ * county holds thousands during a peak, and counting them per task made
+ * assignment quadratic. */
 static int pick_investigator(PGconn *pg, const dsp_case_t *c, const char *not1, const char *not2,
                              char who[72])
 {
     const char *p[3] = {c->region, not1 && *not1 ? not1 : NULL, not2 && *not2 ? not2 : NULL};
     PGresult *res;
     int e = lv_pg_query(pg, &res,
-                        "SELECT i.investigator_id FROM investigator i "
-                        "WHERE i.active AND $1 LIKE i.region_prefix || '%' "
-                        "AND i.investigator_id IS DISTINCT FROM $2 "
-                        "AND i.investigator_id IS DISTINCT FROM $3 "
-                        "ORDER BY length(i.region_prefix) DESC, (SELECT count(*) FROM task t "
-                        "  WHERE t.assignee = i.investigator_id AND t.status = 'open'), "
-                        "  i.investigator_id LIMIT 1",
+                        "WITH c AS (SELECT i.investigator_id AS id, length(i.region_prefix) AS l "
+                        "  FROM investigator i WHERE i.active AND $1 LIKE i.region_prefix || '%' "
+                        "  AND i.investigator_id IS DISTINCT FROM $2 "
+                        "  AND i.investigator_id IS DISTINCT FROM $3), "
+                        "b AS (SELECT id FROM c WHERE l = (SELECT max(l) FROM c)) "
+                        "SELECT id FROM b ORDER BY CASE WHEN (SELECT count(*) FROM b) > 1 THEN "
+                        "  (SELECT count(*) FROM task t WHERE t.assignee = b.id AND t.status = 'open') "
+                        "  ELSE 0 END, id LIMIT 1",
                         3, p);
     if (e)
         return e;

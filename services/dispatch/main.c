@@ -15,7 +15,8 @@ int main(void)
     if (!d.arena || lv_cfg_load(cfg))
         return 1;
     lv_service_opts_t opts = {.name = "dispatch", .bind_endpoint = cfg->ep_dispatch,
-                              .handler = dsp_handle, .tick = dsp_tick, .ctx = &d};
+                              .handler = dsp_handle, .tick = dsp_tick, .ctx = &d,
+                              .prepare = true};
     d.svc = lv_service_new(&opts);
     d.redis = lv_redis_new(cfg->redis_host, cfg->redis_port);
     if (!d.svc || !d.redis || dsp_clock_init())

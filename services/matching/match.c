@@ -215,20 +215,23 @@ static int registry(PGconn *pg, const Levee__RecordBatch *b, mat_touched_t *t)
 /* ---- medical --------------------------------------------------------- */
 
 /* The ID numbers travel as char(18)[], the type of person's key: compared
- * as text, the person table would be scanned whole for every batch. */
+ * as text, the person table would be scanned whole for every batch. Each
+ * row's person is looked up once, for both the linked and the parked rows. */
 static const char *const SQL_MEDICAL =
     "WITH r AS (SELECT * FROM unnest($1::text[], $2::char(18)[], $3::bigint[], $4::bigint[], "
     "  $5::bigint[]) AS t(record_id, id, settle_ms, self_paid, compliant_self)), "
+    "j AS MATERIALIZED (SELECT r.*, p.household_id, p.county FROM r "
+    "  LEFT JOIN person p ON p.id_number = r.id), "
     "ins AS (INSERT INTO medical_expense (record_id, household_id, county, id_number, settle_ms, "
     "  self_paid_fen, compliant_self_fen) "
-    "  SELECT r.record_id, p.household_id, p.county, r.id, r.settle_ms, r.self_paid, r.compliant_self "
-    "  FROM r JOIN person p ON p.id_number = r.id ON CONFLICT DO NOTHING "
+    "  SELECT record_id, household_id, county, id, settle_ms, self_paid, compliant_self "
+    "  FROM j WHERE household_id IS NOT NULL ON CONFLICT DO NOTHING "
     "  RETURNING household_id, record_id), "
     "un AS (INSERT INTO unmatched_record (source, record_id, county, id_number, event_ms, "
     "  self_paid_fen, compliant_self_fen, reason, created_ms) "
-    "  SELECT 'medical', r.record_id, substr(r.id, 1, 6), r.id, r.settle_ms, r.self_paid, "
-    "  r.compliant_self, '户籍底册中无此身份证号 (ID number not in the registry)', $6 "
-    "  FROM r WHERE NOT EXISTS (SELECT 1 FROM person p WHERE p.id_number = r.id) "
+    "  SELECT 'medical', record_id, substr(id, 1, 6), id, settle_ms, self_paid, "
+    "  compliant_self, '户籍底册中无此身份证号 (ID number not in the registry)', $6 "
+    "  FROM j WHERE household_id IS NULL "
     "  ON CONFLICT DO NOTHING) "
     "SELECT household_id, record_id FROM ins";
 

@@ -56,7 +56,8 @@ int main(void)
     if (!n.arena || !n.sender)
         return 1;
     lv_service_opts_t opts = {.name = "notify", .bind_endpoint = cfg.ep_notify,
-                              .handler = ntf_handle, .ctx = &n, .tick = tick};
+                              .handler = ntf_handle, .ctx = &n, .tick = tick,
+                              .prepare = true};
     lv_service_t *svc = lv_service_new(&opts);
     if (!svc)
         return 1;
