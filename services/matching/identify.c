@@ -529,7 +529,10 @@ static int reviews_write(PGconn *pg, const char *source, reviews_t *v, size_t n)
 /* ---- the registry changed ---------------------------------------------------- */
 
 /* Bumps the version of every village and county the batch touches, before
- * and after the change (a person may have moved), and forgets their sets. */
+ * and after the change (a person may have moved), and forgets their sets.
+ * The ID numbers go as char(18)[], the key's type: as text[] each batch
+ * read the whole person table twice (a province's registry took four times
+ * as long). */
 static int registry_changed(mat_ident_t *self, PGconn *pg, const Levee__RecordBatch *b)
 {
     mat_cols_t c;
@@ -554,8 +557,8 @@ static int registry_changed(mat_ident_t *self, PGconn *pg, const Levee__RecordBa
             "  UNION SELECT 'v:' || h.region_code FROM household h "
             "  WHERE h.household_id = ANY($3::text[]) "
             "  UNION SELECT 'v:' || h.region_code FROM person p JOIN household h USING (household_id) "
-            "  WHERE p.id_number = ANY($2::text[]) "
-            "  UNION SELECT 'c:' || p.county FROM person p WHERE p.id_number = ANY($2::text[])) "
+            "  WHERE p.id_number = ANY($2::char(18)[]) "
+            "  UNION SELECT 'c:' || p.county FROM person p WHERE p.id_number = ANY($2::char(18)[])) "
             "INSERT INTO identity_scope (scope, version) SELECT scope, 1 FROM s "
             "ON CONFLICT (scope) DO UPDATE SET version = identity_scope.version + 1 RETURNING scope",
             3, p);
