@@ -173,9 +173,10 @@ static PGresult *exec(PGconn *pg, const char *sql, int n, const char *const *par
         PQclear(res);
         s->sql = strdup(sql);
         s->hash = h;
-        if (!s->sql) { /* prepared but not remembered: drop it again */
+        if (!s->sql) { /* prepared but not remembered: drop them all, run it plain */
             PQclear(PQexec(pg, "DEALLOCATE ALL"));
             prep_clear(c);
+            return PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
         }
         return PQexecPrepared(pg, name, n, params, NULL, NULL, 0);
     }
