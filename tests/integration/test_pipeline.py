@@ -736,6 +736,14 @@ class Pipeline:
     def unknown_person(self):
         section("7. a settlement of an unknown person waits for the registry")
         m = self.m
+        # Dispatch and notify prepare their statements per session: their
+        # sessions are cut here, so what follows runs on new sessions that
+        # must prepare them again (a reconnect forgets the old names).
+        sql_pids = "SELECT application_name, pid FROM pg_stat_activity WHERE application_name IN ('dispatch', 'notify')"
+        before = dict(self.st.psql(sql_pids))
+        CK.eq(sorted(before), ["dispatch", "notify"], "dispatch's and notify's sessions carry their names")
+        self.st.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE application_name IN ('dispatch', 'notify')")
         idn = None
         for seq in range(1, 999, 2):
             first17 = COUNTY + "19750615" + "%03d" % seq
@@ -788,6 +796,9 @@ class Pipeline:
         for who in ("town:" + region[:9], "village:" + region):
             CK.check(any(x["kind"] == "case_opened" and hid in x["title"] for x in self.inbox(who)),
                      "%s hears of the new case" % who)
+        after = dict(self.st.psql(sql_pids))
+        CK.check(sorted(after) == ["dispatch", "notify"] and all(after[k] != before[k] for k in after),
+                 "dispatch and notify did this on new sessions", (before, after))
 
 
 def main():
