@@ -58,17 +58,27 @@ static void arr_opt_int(lv_buf_t *b, int64_t v)
         lv_arr_int(b, v);
 }
 
+struct mat_touch {
+    char *hid, *rid, *src;
+    size_t ord;
+};
+
 void mat_touched_init(mat_touched_t *t)
 {
+    memset(t, 0, sizeof *t);
     lv_buf_t *b[3] = {&t->hid, &t->rid, &t->src};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++)
         lv_buf_init(b[i], MAT_ARR_MAX);
-        lv_arr_begin(b[i]);
-    }
 }
 
 void mat_touched_free(mat_touched_t *t)
 {
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->rows[i].hid);
+        free(t->rows[i].rid);
+        free(t->rows[i].src);
+    }
+    free(t->rows);
     lv_buf_free(&t->hid);
     lv_buf_free(&t->rid);
     lv_buf_free(&t->src);
@@ -76,9 +86,25 @@ void mat_touched_free(mat_touched_t *t)
 
 void mat_touched_add(mat_touched_t *t, const char *hid, const char *rid, const char *src)
 {
-    mat_arr_str(&t->hid, hid);
-    mat_arr_str(&t->rid, rid);
-    mat_arr_str(&t->src, src);
+    if (t->failed)
+        return;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        struct mat_touch *rows = realloc(t->rows, sizeof *rows * cap);
+        if (!rows) {
+            t->failed = true;
+            return;
+        }
+        t->rows = rows;
+        t->cap = cap;
+    }
+    struct mat_touch *r = &t->rows[t->n];
+    r->hid = strdup(hid);
+    r->rid = strdup(rid);
+    r->src = strdup(src);
+    r->ord = t->n++;
+    if (!r->hid || !r->rid || !r->src)
+        t->failed = true;
 }
 
 void mat_touched_add_rows(mat_touched_t *t, const PGresult *res, const char *src)
@@ -89,11 +115,38 @@ void mat_touched_add_rows(mat_touched_t *t, const PGresult *res, const char *src
                         has_src ? PQgetvalue(res, i, 2) : src);
 }
 
+/* By household, then the greatest record id first (the last added of
+ * equals): the first row of each household is its trigger. Byte order is
+ * Postgres's order too: its databases are made with the C collation. */
+static int by_trigger(const void *pa, const void *pb)
+{
+    const struct mat_touch *a = pa, *b = pb;
+    int c = strcmp(a->hid, b->hid);
+    if (!c)
+        c = strcmp(b->rid, a->rid);
+    if (!c)
+        c = a->ord < b->ord ? 1 : a->ord > b->ord ? -1 : 0;
+    return c;
+}
+
 int mat_touched_end(mat_touched_t *t)
 {
-    lv_arr_end(&t->hid);
-    lv_arr_end(&t->rid);
-    lv_arr_end(&t->src);
+    if (t->failed)
+        return LV_ENOMEM;
+    if (t->n > 1)
+        qsort(t->rows, t->n, sizeof *t->rows, by_trigger);
+    lv_buf_t *b[3] = {&t->hid, &t->rid, &t->src};
+    for (int i = 0; i < 3; i++)
+        lv_arr_begin(b[i]);
+    for (size_t i = 0; i < t->n; i++) {
+        if (i && !strcmp(t->rows[i].hid, t->rows[i - 1].hid))
+            continue;
+        mat_arr_str(&t->hid, t->rows[i].hid);
+        mat_arr_str(&t->rid, t->rows[i].rid);
+        mat_arr_str(&t->src, t->rows[i].src);
+    }
+    for (int i = 0; i < 3; i++)
+        lv_arr_end(b[i]);
     return t->hid.failed || t->rid.failed || t->src.failed ? LV_ENOMEM : 0;
 }
 

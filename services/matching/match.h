@@ -72,8 +72,14 @@ void mat_cols_free(mat_cols_t *c);
 void mat_arr_str(lv_buf_t *b, const char *s);
 
 /* The households to evaluate, each with the record (and its source) that
- * touched it last: its trigger. Three parallel array literals. */
+ * touched it last: its trigger, its greatest record id (the rows come from
+ * UPDATE ... RETURNING, in no promised order, and two runs of the same data
+ * must agree). mat_touched_end makes three parallel array literals, one
+ * element a household. */
 typedef struct {
+    struct mat_touch *rows;
+    size_t n, cap;
+    bool failed;
     lv_buf_t hid, rid, src;
 } mat_touched_t;
 
@@ -83,7 +89,7 @@ void mat_touched_add(mat_touched_t *t, const char *hid, const char *rid, const c
 /* Adds every row of res: column 0 the household, 1 the record, 2 the source
  * (or src for all rows when the result has two columns). */
 void mat_touched_add_rows(mat_touched_t *t, const PGresult *res, const char *src);
-/* Closes the arrays; LV_ENOMEM when one overflowed. */
+/* Makes the array literals; LV_ENOMEM when out of memory. */
 int mat_touched_end(mat_touched_t *t);
 
 /* link.c: the feeds kept in typed tables by ingest (civil ... visit). Links

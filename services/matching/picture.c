@@ -31,13 +31,10 @@
 #include "lv_rules.h"
 #include "lv_time.h"
 
-/* $1 households, $2 trigger records, $3 trigger sources, $4 window (ms).
- * A household's trigger is its greatest record id in the batch: the rows
- * come from UPDATE ... RETURNING, whose order Postgres does not promise, so
- * "the last one" would differ between two runs of the same data. */
+/* $1 households, $2 their trigger records, $3 the triggers' sources, one
+ * element a household (mat_touched_end), $4 window (ms). */
 static const char *const SQL_PICTURE =
-    "WITH t AS (SELECT DISTINCT ON (hid) hid, rid, src FROM unnest($1::text[], $2::text[], "
-    "  $3::text[]) WITH ORDINALITY AS x(hid, rid, src, ord) ORDER BY hid, rid DESC, ord DESC), "
+    "WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS x(hid, rid, src)), "
     "ev AS ("
     "  SELECT household_id AS hid, '因病'::text AS factor, self_paid_fen AS fen, settle_ms AS at, "
     "    true AS rigid FROM medical_expense WHERE household_id IN (SELECT hid FROM t) "
