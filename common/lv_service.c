@@ -29,6 +29,7 @@ struct lv_service {
     _Atomic bool pg_ok;
     lv_metric_t *m_inflight, *m_outbox, *m_turns;
     int64_t next_outbox_ms;
+    int listen_pid; /* the backend that LISTENs on opts.listen (0: none yet) */
 };
 
 static volatile sig_atomic_t s_stop, s_reload;
@@ -206,6 +207,40 @@ static void reload_policy(lv_service_t *self)
     lv_info("policy reloaded from %s", self->cfg.policy_path);
 }
 
+/* The session's socket as a poll item when it listens on opts.listen: a
+ * new session (after a reset) is made to LISTEN first. False when there is
+ * nothing to watch (no channel, no connection, or LISTEN failed). */
+static bool listen_item(lv_service_t *self, zmq_pollitem_t *it)
+{
+    if (!self->opts.listen || PQstatus(self->pg) != CONNECTION_OK)
+        return false;
+    int pid = PQbackendPID(self->pg);
+    if (pid != self->listen_pid) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "LISTEN %s", self->opts.listen);
+        if (lv_pg_cmd(self->pg, sql, 0, NULL))
+            return false;
+        self->listen_pid = pid;
+    }
+    it->socket = NULL;
+    it->fd = PQsocket(self->pg);
+    it->events = ZMQ_POLLIN;
+    it->revents = 0;
+    return it->fd >= 0;
+}
+
+/* Reads what woke the loop; the notifications themselves say nothing more. */
+static void drain_notifies(lv_service_t *self)
+{
+    if (!PQconsumeInput(self->pg)) {
+        self->listen_pid = 0; /* broken: lv_pg_ensure reconnects, then LISTEN again */
+        return;
+    }
+    PGnotify *nf;
+    while ((nf = PQnotifies(self->pg)))
+        PQfreemem(nf);
+}
+
 int lv_service_run(lv_service_t *self)
 {
     lv_info("started");
@@ -223,9 +258,12 @@ int lv_service_run(lv_service_t *self)
             items[n].revents = 0;
             n++;
         }
-        n += lv_relay_pollitems(self->relay, items + n, 16 - n);
+        n += lv_relay_pollitems(self->relay, items + n, 15 - n);
+        int listening = listen_item(self, &items[n]) ? n++ : -1;
         if (zmq_poll(items, n, wait) < 0 && errno != EINTR)
             lv_error("poll: %s", zmq_strerror(errno));
+        if (listening >= 0 && items[listening].revents)
+            drain_notifies(self);
         if (s_reload) {
             s_reload = 0;
             reload_policy(self);

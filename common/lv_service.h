@@ -22,6 +22,9 @@ typedef struct {
     /* Its statements are many and small: prepare them once per session
      * (lv_pg_prepare_statements). */
     bool prepare;
+    /* A Postgres notification channel (LISTEN) that wakes the loop at once
+     * instead of at the next turn's timeout: ingest's queued imports. */
+    const char *listen;
 } lv_service_opts_t;
 
 /* Loads config and policy, connects, binds. NULL on failure (logged). */

@@ -770,7 +770,7 @@ int main(void)
         return 1;
     }
     lv_cfg_worker_name("ingest", cfg.worker, name, sizeof name);
-    lv_service_opts_t opts = {.name = name, .tick = tick, .ctx = &g};
+    lv_service_opts_t opts = {.name = name, .tick = tick, .ctx = &g, .listen = "levee_import"};
     lv_service_t *svc = lv_service_new(&opts);
     if (!svc)
         return 1;

@@ -687,6 +687,19 @@ class FeedsTest:
         CK.eq(self.st.scalar("SELECT month FROM visit_reminder WHERE household_id = 'HX'"), due,
               "... and reminded HX's village")
 
+    def wakeup(self):
+        section("8. a queued import notifies ingest (LISTEN levee_import) when it commits")
+        # An import row that is not queued, so that no reader takes it; the
+        # session that adds it listens too, and gets the notice at commit.
+        cmd = ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.st.port_base), "-U", "levee",
+               "-d", "levee", "-v", "ON_ERROR_STOP=1", "-c",
+               "LISTEN levee_import; INSERT INTO import (source, path, status, created_ms) "
+               "VALUES ('declaration', 'wakeup-check', 'done', 0)"]
+        cp = subprocess.run(cmd, env=self.st.env, capture_output=True, text=True, timeout=60)
+        CK.check(cp.returncode == 0, "the import row is added", cp.stderr.strip())
+        CK.check('notification "levee_import" received' in cp.stdout,
+                 "adding an import notifies levee_import", cp.stdout)
+
     def fingerprint(self):
         q = ("SELECT (SELECT count(*) FROM risk_signal), (SELECT count(*) FROM alert), "
              "(SELECT count(*) FROM visit_reminder), (SELECT count(*) FROM inbox), (SELECT count(*) FROM hcase), "
@@ -703,7 +716,7 @@ def main():
                 print("stack up in %.1f s (port base %d)" % (time.monotonic() - started, st.port_base))
                 t = FeedsTest(st, tmp)
                 run_steps(st, (t.parsing, t.encodings, t.reject_checks, t.reloads, t.matching, t.trust,
-                               t.sweep), ("ingest", "matching", "dispatch"))
+                               t.sweep, t.wakeup), ("ingest", "matching", "dispatch"))
         except (StackError, subprocess.SubprocessError) as e:
             CK.failures.append("stack: %s" % e)
     return summary(started)
