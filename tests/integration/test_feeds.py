@@ -518,7 +518,11 @@ class FeedsTest:
         med = lambda h, rid, paid, d: {  # noqa: E731
             "record_id": rid, "id_number": ids[h], "name": "户主", "settle_date": d, "total_cost": paid,
             "compliant_cost": "", "reimbursed": "0", "self_paid": paid}
-        self.load("medical", self.f.feed("medical", [med("HJ", "S-MJ", "5000", "2026-09-01"),
+        # HJ's three settlements come in one batch: its trigger is the greatest
+        # record id (S-MJ3), neither the first row nor the last.
+        self.load("medical", self.f.feed("medical", [med("HJ", "S-MJ1", "1000", "2026-09-01"),
+                                                     med("HJ", "S-MJ3", "2000", "2026-09-01"),
+                                                     med("HJ", "S-MJ2", "2000", "2026-09-01"),
                                                      med("HK", "S-MK", "2000", "2026-09-01"),
                                                      med("HL", "S-ML", "2000", "2026-08-01")]))
         self.idle()
@@ -549,7 +553,7 @@ class FeedsTest:
         expect("HG", 0, 400000, [], None)                               # 低保: no risk factor
         expect("HH", 0, 400000, ["因意外事故"], ("declaration", "S-SH"))  # the declared type
         expect("HI", 0, 400000, ["因产业项目失败"], ("visit", "S-VI"))     # the visit's type and estimate
-        expect("HJ", 500000, 1000000, ["因病"], ("medical", "S-MJ"))
+        expect("HJ", 500000, 1000000, ["因病"], ("medical", "S-MJ3"))
         expect("HK", 500000, 3000000, ["因学", "因病"], None)             # larger money effect first
         expect("HL", 400000, 3000000, ["因病", "因学"], None)             # equal effects: the earliest first
 
