@@ -135,6 +135,18 @@ int lv_cfg_load(lv_cfg_t *cfg)
     if (env_long("LEVEE_ALERT_BATCH", 50, 1, 100000, &v))
         return LV_EINVAL;
     cfg->alert_batch = (int)v;
+    const char *lane = getenv("LEVEE_LANE");
+    if (!lane || !*lane || !strcmp(lane, "both"))
+        cfg->lane = LV_LANE_BOTH;
+    else if (!strcmp(lane, "normal"))
+        cfg->lane = LV_LANE_NORMAL;
+    else if (!strcmp(lane, "urgent"))
+        cfg->lane = LV_LANE_URGENT;
+    else {
+        fprintf(stderr, "配置错误 (bad config): LEVEE_LANE=%s, expected both, normal or urgent\n",
+                lane);
+        return LV_EINVAL;
+    }
     return http_load(cfg);
 }
 
@@ -163,6 +175,13 @@ void lv_cfg_worker_name(const char *service, int worker, char *out, size_t n)
         snprintf(out, n, "%s", service);
     else
         snprintf(out, n, "%s-%d", service, worker);
+}
+
+void lv_cfg_process_name(const lv_cfg_t *cfg, const char *service, char *out, size_t n)
+{
+    lv_cfg_worker_name(service, cfg->worker, out, n);
+    if (cfg->lane == LV_LANE_URGENT)
+        strncat(out, "-urgent", n - strlen(out) - 1);
 }
 
 void lv_cfg_matching_endpoint(const lv_cfg_t *cfg, int worker, char *out, size_t n)

@@ -5,6 +5,12 @@
 
 #include <stddef.h>
 
+/* Which lanes a consuming process serves. One process serves both, the
+ * urgent one first, between two normal messages; or two processes of a
+ * worker split them ("normal" and "urgent"), so an urgent message never
+ * waits for the normal message in hand. */
+typedef enum { LV_LANE_BOTH, LV_LANE_NORMAL, LV_LANE_URGENT } lv_lane_t;
+
 typedef struct {
     char home[512];
     char policy_path[512];
@@ -32,6 +38,7 @@ typedef struct {
     long long urgent_bytes; /* LEVEE_URGENT_BYTES: an import this small is read between two
                                batches of a big one and sent on the urgent lane */
     int alert_batch;        /* LEVEE_ALERT_BATCH: alerts per message to dispatch */
+    int lane;               /* LEVEE_LANE: the lanes a consumer serves (lv_lane_t) */
     /* levee-gateway, the HTTP API */
     int http_port;              /* LEVEE_HTTP_PORT (default port_base + 14) */
     char http_bind[64];         /* LEVEE_HTTP_BIND: IPv4 address to listen on */
@@ -60,6 +67,10 @@ int lv_cfg_county_worker(const lv_cfg_t *cfg, const char *county);
 /* A worker's name, used for its log, its consumer and its outbox rows:
  * the service's own name for worker 0, "matching-2" for worker 2. */
 void lv_cfg_worker_name(const char *service, int worker, char *out, size_t n);
+
+/* This process's name: the worker's name, and "-urgent" after it for the
+ * process that serves only the urgent lane ("matching-2-urgent"). */
+void lv_cfg_process_name(const lv_cfg_t *cfg, const char *service, char *out, size_t n);
 
 /* The endpoint matching worker k binds: LEVEE_EP_MATCHING for worker 0,
  * an abstract ipc socket named by the port base for the others (same host). */

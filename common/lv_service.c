@@ -118,11 +118,13 @@ lv_service_t *lv_service_new(const lv_service_opts_t *opts)
     if (!self->pg || (opts->prepare && lv_pg_prepare_statements(self->pg)))
         goto fail;
     self->zctx = zmq_ctx_new();
-    if (opts->bind_endpoint) {
+    if (opts->bind_endpoint && self->cfg.lane != LV_LANE_URGENT) {
         self->consumer = lv_consumer_new(self->zctx, opts->name, opts->bind_endpoint);
         if (!self->consumer)
             goto fail;
         lv_consumer_set_max_attempts(self->consumer, self->cfg.max_attempts);
+    }
+    if (opts->bind_endpoint && self->cfg.lane != LV_LANE_NORMAL) {
         char ep[640];
         lv_cfg_urgent_endpoint(opts->bind_endpoint, ep, sizeof ep);
         self->urgent = lv_consumer_new(self->zctx, opts->name, ep);
@@ -269,34 +271,32 @@ int lv_service_run(lv_service_t *self)
             reload_policy(self);
         }
         bool busy = false;
-        if (self->consumer) {
-            /* A bounded number per turn so acks and ticks are never starved. */
-            for (int i = 0; i < 16 && !s_stop; i++) {
-                /* Whatever waits on the urgent lane goes before the next
-                 * normal message. */
-                bool urgent = false;
-                for (int j = 0; j < 16 && !s_stop; j++) {
-                    if (lv_consumer_step(self->urgent, self->pg, self->opts.handler,
-                                         self->opts.ctx) <= 0)
-                        break;
-                    busy = urgent = true;
-                }
-                /* What an urgent message produced leaves now, not after the
-                 * normal messages of this turn. */
-                if (urgent) {
-                    lv_relay_kick(self->relay);
-                    if (lv_relay_run(self->relay, self->pg) == LV_ETRANSIENT)
-                        lv_pg_ensure(self->pg);
-                }
-                int r = lv_consumer_step(self->consumer, self->pg, self->opts.handler,
-                                         self->opts.ctx);
-                if (r <= 0) {
-                    if (r < 0)
-                        busy = false;
+        /* A bounded number per turn so acks and ticks are never starved. */
+        for (int i = 0; i < 16 && !s_stop && (self->consumer || self->urgent); i++) {
+            /* Whatever waits on the urgent lane goes before the next normal
+             * message. */
+            bool urgent = false;
+            for (int j = 0; j < 16 && !s_stop && self->urgent; j++) {
+                if (lv_consumer_step(self->urgent, self->pg, self->opts.handler, self->opts.ctx) <= 0)
                     break;
-                }
-                busy = true;
+                busy = urgent = true;
             }
+            /* What an urgent message produced leaves now, not after the
+             * normal messages of this turn. */
+            if (urgent) {
+                lv_relay_kick(self->relay);
+                if (lv_relay_run(self->relay, self->pg) == LV_ETRANSIENT)
+                    lv_pg_ensure(self->pg);
+            }
+            int r = self->consumer ? lv_consumer_step(self->consumer, self->pg, self->opts.handler,
+                                                      self->opts.ctx)
+                                   : urgent;
+            if (r <= 0) {
+                if (r < 0)
+                    busy = false;
+                break;
+            }
+            busy = true;
         }
         if (busy)
             lv_relay_kick(self->relay);

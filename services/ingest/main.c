@@ -27,10 +27,15 @@ typedef struct ing {
     lv_service_t *svc;
     const lv_cfg_t *cfg;
     char name[32]; /* this worker's: "ingest", "ingest-1", ... */
-    /* The urgent reader: small imports only, read between two batches of
-     * the main reader's import and sent on the urgent lane. */
+    /* The urgent reader: small imports only (a declaration posted to the
+     * API), read between two batches of the main reader's import, or in a
+     * process of its own (LEVEE_LANE=urgent). */
     bool urgent;
-    struct ing *lane;
+    struct ing *lane; /* the urgent reader of this process, or NULL */
+    /* What this reader writes in import.worker: the worker's number, or
+     * -1 - it for an urgent process, whose small imports left running are
+     * its own to resume. */
+    int claim_worker;
     lv_redis_t *redis;
     lv_arena_t *arena;
     /* the import being read */
@@ -41,6 +46,7 @@ typedef struct ing {
     int map[ING_MAX_COLS];
     int64_t rows_done, batch_no, batch_consumed;
     bool eof;
+    bool small;   /* its bytes are within LEVEE_URGENT_BYTES: sent on the urgent lane */
     bool decoded; /* the file is GB18030, read through the decoder */
     /* the batch being built */
     ing_row_t *rows;
@@ -156,15 +162,18 @@ static int import_encoding(ing_t *g, int64_t id, const char *given, char out[16]
 static int claim(ing_t *g)
 {
     PGconn *pg = lv_service_pg(g->svc);
-    char now[24], worker[16], workers[16], small[24];
+    char now[24], worker[16], workers[16], small[24], orphans[16];
     snprintf(now, sizeof now, "%lld", (long long)lv_now_ms());
-    snprintf(worker, sizeof worker, "%d", g->cfg->worker);
+    snprintf(worker, sizeof worker, "%d", g->claim_worker);
     snprintf(workers, sizeof workers, "%d", g->cfg->ingest_workers);
-    /* The urgent reader takes queued small imports only (-1: any). */
+    /* The urgent reader takes small imports only (-1: any). */
     snprintf(small, sizeof small, "%lld", g->urgent ? g->cfg->urgent_bytes : -1LL);
-    const char *p[4] = {now, worker, workers, small};
+    /* Imports an urgent process left running (worker < 0) are resumed by
+     * the main reader only when no urgent process runs (lanes in one). */
+    snprintf(orphans, sizeof orphans, "%d", g->cfg->lane == LV_LANE_BOTH ? 0 : -64);
+    const char *p[5] = {now, worker, workers, small, orphans};
     PGresult *res;
-    /* A running import is this worker's own, left by a crash, or one of a
+    /* A running import is this reader's own, left by a crash, or one of a
      * worker that no longer exists (fewer workers now): never another
      * live worker's. */
     int e = lv_pg_query(pg, &res,
@@ -172,11 +181,14 @@ static int claim(ing_t *g)
                         "worker = $2::int "
                         "WHERE import_id = (SELECT import_id FROM import WHERE $4::bigint < 0 "
                         "AND (status = 'queued' OR (status = 'running' AND "
-                        "(coalesce(worker, 0) = $2::int OR coalesce(worker, 0) >= $3::int))) "
-                        "OR status = 'queued' AND bytes_total <= $4::bigint "
+                        "(coalesce(worker, 0) = $2::int OR coalesce(worker, 0) >= $3::int "
+                        "OR coalesce(worker, 0) < $5::int))) "
+                        "OR bytes_total <= $4::bigint AND (status = 'queued' "
+                        "OR status = 'running' AND worker = $2::int) "
                         "ORDER BY import_id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                        "RETURNING import_id, source, path, rows_done, batches, coalesce(encoding, '')",
-                        4, p);
+                        "RETURNING import_id, source, path, rows_done, batches, coalesce(encoding, ''), "
+                        "bytes_total",
+                        5, p);
     if (e)
         return e;
     if (PQntuples(res) == 0) {
@@ -190,6 +202,8 @@ static int claim(ing_t *g)
     snprintf(given, sizeof given, "%s", PQgetvalue(res, 0, 5));
     g->rows_done = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     g->batch_no = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+    g->small = !PQgetisnull(res, 0, 6) &&
+               strtoll(PQgetvalue(res, 0, 6), NULL, 10) <= g->cfg->urgent_bytes;
     PQclear(res);
     g->import_id = id;
     g->eof = false;
@@ -515,9 +529,9 @@ static int put_batches(ing_t *g, PGconn *pg, Levee__Record **out, ing_row_t **st
             snprintf(msg_id, sizeof msg_id, "ing:%lld:%lld", (long long)g->import_id,
                      (long long)g->batch_no + 1);
         lv_cfg_worker_name("matching", k, dest, sizeof dest);
-        if (g->urgent)
+        if (g->small)
             strncat(dest, LV_URGENT_SUFFIX, sizeof dest - strlen(dest) - 1);
-        batch.urgent = g->urgent;
+        batch.urgent = g->small;
         batch.batch_id = msg_id;
         batch.import_id = g->import_id;
         batch.source = (char *)ing_feed_source(g->feed);
@@ -702,7 +716,7 @@ static int tick(void *ctx, lv_service_t *svc)
 {
     ing_t *g = ctx;
     (void)svc;
-    if (step(g->lane) == 0)
+    if (g->lane && step(g->lane) == 0)
         return 0;
     int wait = step(g);
     return wait < 0 ? 200 : wait;
@@ -716,6 +730,7 @@ static int reader_init(ing_t *g, lv_service_t *svc, lv_redis_t *redis, const cha
     g->cfg = lv_service_cfg(svc);
     g->redis = redis;
     g->urgent = urgent;
+    g->claim_worker = g->cfg->lane == LV_LANE_URGENT ? -1 - g->cfg->worker : g->cfg->worker;
     snprintf(g->name, sizeof g->name, "%s", name);
     g->arena = lv_arena_new((size_t)4 << 20);
     size_t cap = g->cfg->batch_rows * (g->cfg->max_record_bytes * 2 + 64) + 4096;
@@ -759,7 +774,6 @@ int main(void)
     ing_t g, lane;
     memset(&g, 0, sizeof g);
     memset(&lane, 0, sizeof lane);
-    g.lane = &lane;
     lv_cfg_t cfg;
     char name[32];
     if (lv_cfg_load(&cfg))
@@ -769,18 +783,22 @@ int main(void)
                 cfg.worker, cfg.ingest_workers - 1);
         return 1;
     }
-    lv_cfg_worker_name("ingest", cfg.worker, name, sizeof name);
+    lv_cfg_process_name(&cfg, "ingest", name, sizeof name);
     lv_service_opts_t opts = {.name = name, .tick = tick, .ctx = &g, .listen = "levee_import"};
     lv_service_t *svc = lv_service_new(&opts);
     if (!svc)
         return 1;
     lv_redis_t *redis = lv_redis_new(cfg.redis_host, cfg.redis_port);
-    if (!redis || reader_init(&g, svc, redis, name, false) ||
-        reader_init(&lane, svc, redis, name, true) || add_matching_dests(svc, &cfg))
+    /* One reader per lane this process serves. */
+    if (cfg.lane == LV_LANE_BOTH)
+        g.lane = &lane;
+    if (!redis || reader_init(&g, svc, redis, name, cfg.lane == LV_LANE_URGENT) ||
+        (g.lane && reader_init(g.lane, svc, redis, name, true)) || add_matching_dests(svc, &cfg))
         return 1;
     int rc = lv_service_run(svc);
     reader_free(&g);
-    reader_free(&lane);
+    if (g.lane)
+        reader_free(g.lane);
     lv_redis_destroy(&redis);
     lv_service_destroy(&svc);
     return rc;

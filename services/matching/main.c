@@ -56,7 +56,8 @@ int main(void)
     }
     m.worker = cfg.worker;
     m.workers = cfg.matching_workers;
-    lv_cfg_worker_name("matching", m.worker, m.name, sizeof m.name);
+    lv_cfg_process_name(&cfg, "matching", m.name, sizeof m.name);
+    m.lock_households = cfg.lane != LV_LANE_BOTH;
     char endpoint[600];
     lv_cfg_matching_endpoint(&cfg, m.worker, endpoint, sizeof endpoint);
     m.sweep_check_ms = check_s * 1000;
@@ -65,7 +66,9 @@ int main(void)
                               .bind_endpoint = endpoint,
                               .handler = mat_handle,
                               .ctx = &m,
-                              .tick = mat_tick};
+                              /* the sweep, the reviews and the re-judging
+                               * are the normal lane's */
+                              .tick = cfg.lane == LV_LANE_URGENT ? NULL : mat_tick};
     m.svc = lv_service_new(&opts);
     if (!m.svc)
         return 1;

@@ -22,6 +22,8 @@ typedef struct {
     int worker, workers;
     /* The batch in hand came on the urgent lane: its alerts take dispatch's. */
     bool urgent;
+    /* The lanes are two processes: lock the households judged (picture.c). */
+    bool lock_households;
     lv_arena_t *arena;
     /* The sweep timer: looked at every sweep_check_ms (0 = off), sweeping a
      * month once the day sweep_day of the next month has come. */

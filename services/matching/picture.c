@@ -343,6 +343,13 @@ static int store(eval_t *x, PGconn *pg)
     return e;
 }
 
+/* Row locks, not advisory ones: a batch's thousands of households would
+ * overflow the shared lock table. NO KEY UPDATE lets the evidence rows'
+ * foreign keys (KEY SHARE) through. */
+static const char *const SQL_LOCK_HOUSEHOLDS =
+    "SELECT count(*) FROM (SELECT 1 FROM household WHERE household_id = ANY($1::text[]) "
+    "ORDER BY household_id FOR NO KEY UPDATE) l";
+
 int mat_evaluate(mat_t *m, PGconn *pg, const char *run_id, mat_touched_t *t, int64_t read_ms,
                  int *nalerts, char *err, size_t errlen)
 {
@@ -357,7 +364,14 @@ int mat_evaluate(mat_t *m, PGconn *pg, const char *run_id, mat_touched_t *t, int
     snprintf(window, sizeof window, "%lld", (long long)v->rigid_window_days * LV_DAY_MS);
     const char *pp[4] = {lv_buf_str(&t->hid), lv_buf_str(&t->rid), lv_buf_str(&t->src), window};
     PGresult *res;
-    int e = lv_pg_query(pg, &res, SQL_PICTURE, 4, pp);
+    int e = 0;
+    /* With the lanes in two processes, the other one may be judging the
+     * same households: each takes them in one order and holds them to its
+     * commit, so the picture read next sees the other's evidence. */
+    if (m->lock_households)
+        e = lv_pg_cmd(pg, SQL_LOCK_HOUSEHOLDS, 1, pp);
+    if (!e)
+        e = lv_pg_query(pg, &res, SQL_PICTURE, 4, pp);
     if (e)
         return e;
     int rows = PQntuples(res);

@@ -32,6 +32,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -704,6 +705,72 @@ class FeedsTest:
         CK.check('notification "levee_import" received' in cp.stdout,
                  "adding an import notifies levee_import", cp.stdout)
 
+    def pid_of(self, name):
+        with open(os.path.join(self.st.home, "run", "levee-%s.pid" % name), encoding="ascii") as f:
+            return int(f.read().strip())
+
+    def urgent_lane(self):
+        section("9. the urgent lane's own processes: a declaration passes a stuck batch; households locked")
+        ids = {h: new_id(1950 + i) for i, h in enumerate(("UL1", "UL2"))}
+        self.registry([(h, "一般农户", "4000", [(ids[h], "户主" + h)]) for h in ids])
+        self.idle()
+        decl = lambda h, rid: self.f.feed("declaration", [  # noqa: E731
+            {"record_id": rid, "id_number": ids[h], "name": "户主" + h, "event_date": "2026-09-15",
+             "reason": "因意外事故", "amount": "500", "description": "摔伤"}])
+        # The main ingest and matching stopped mid-turn, as if each had a
+        # peak's batch in hand: the urgent processes take the declaration.
+        stuck = [self.pid_of("ingest"), self.pid_of("matching")]
+        for pid in stuck:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            r = self.load("declaration", decl("UL1", "U-UL1"), "--timeout", "60")
+            CK.eq(r.get("status"), "done", "a declaration is read while the main ingest is stopped")
+            try:
+                self.st.wait_for(lambda: self.alerts("UL1"), timeout=30, what="UL1's alert")
+            except TimeoutError as e:
+                CK.check(False, "UL1's alert is stored while the main matching is stopped", e)
+        finally:
+            for pid in stuck:
+                os.kill(pid, signal.SIGCONT)
+        grade = evaluate(400000, 1, 0, False)[1]  # as HH's in section 5
+        CK.eq(self.alerts("UL1"), [(grade, "{因意外事故}", "因意外事故", "declaration", "U-UL1")],
+              "UL1: one alert from its declaration")
+        CK.eq(self.st.scalar("SELECT worker FROM import WHERE path = :'p'", {"p": r.get("path", "")}), "-1",
+              "... read by ingest-urgent (worker -1 in import)")
+        CK.eq(self.st.scalar("SELECT count(*) FROM consumed WHERE consumer = 'matching-urgent' "
+                             "AND msg_id = 'ing:' || :'i' || ':1'", {"i": str(r.get("import_id"))}), "1",
+              "... its batch consumed by matching-urgent")
+        # A session holding UL2's row: matching may not judge HV until it lets go.
+        holder = subprocess.Popen(
+            ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.st.port_base), "-U", "levee", "-d", "levee",
+             "-c", "BEGIN; SELECT 1 FROM household WHERE household_id = 'UL2' FOR UPDATE; "
+                   "SELECT pg_sleep(120); COMMIT;"],
+            env=dict(self.st.env, PGAPPNAME="ul2-holder"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self.st.wait_for(lambda: self.st.scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ul2-holder' "
+                "AND query LIKE '%pg_sleep%'") == "1", timeout=30, what="the holder's lock")
+            r = self.load("declaration", decl("UL2", "U-UL2"), "--timeout", "60")
+            CK.eq(r.get("status"), "done", "UL2's declaration is read")
+            try:
+                self.st.wait_for(lambda: self.st.scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'matching%' "
+                    "AND wait_event_type = 'Lock'") == "1", timeout=30, what="matching waiting on UL2's row")
+                waited = True
+            except TimeoutError:
+                waited = False
+            CK.check(waited, "matching waits for the household's row before judging it")
+            CK.eq(self.alerts("UL2"), [], "... and stores no alert for UL2 while the row is held")
+        finally:
+            self.st.scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE application_name = 'ul2-holder'")
+            holder.wait(timeout=30)
+        try:
+            self.st.wait_for(lambda: self.alerts("UL2"), timeout=30, what="UL2's alert")
+        except TimeoutError as e:
+            CK.check(False, "UL2's alert once the row is let go", e)
+        CK.eq([a[3:] for a in self.alerts("UL2")], [("declaration", "U-UL2")], "UL2: one alert from its declaration")
+
     def fingerprint(self):
         q = ("SELECT (SELECT count(*) FROM risk_signal), (SELECT count(*) FROM alert), "
              "(SELECT count(*) FROM visit_reminder), (SELECT count(*) FROM inbox), (SELECT count(*) FROM hcase), "
@@ -720,7 +787,7 @@ def main():
                 print("stack up in %.1f s (port base %d)" % (time.monotonic() - started, st.port_base))
                 t = FeedsTest(st, tmp)
                 run_steps(st, (t.parsing, t.encodings, t.reject_checks, t.reloads, t.matching, t.trust,
-                               t.sweep, t.wakeup), ("ingest", "matching", "dispatch"))
+                               t.sweep, t.wakeup, t.urgent_lane), ("ingest", "matching", "dispatch"))
         except (StackError, subprocess.SubprocessError) as e:
             CK.failures.append("stack: %s" % e)
     return summary(started)

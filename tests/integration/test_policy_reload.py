@@ -70,9 +70,13 @@ def edited(edit):
 
 
 def hup(st, services):
+    """SIGHUP to each service's processes: its urgent lane's too, if it has one."""
     for svc in services:
-        with open(os.path.join(st.home, "run", "levee-%s.pid" % svc)) as f:
-            os.kill(int(f.read().strip()), signal.SIGHUP)
+        for name in (svc, svc + "-urgent"):
+            path = os.path.join(st.home, "run", "levee-%s.pid" % name)
+            if name == svc or os.path.exists(path):
+                with open(path) as f:
+                    os.kill(int(f.read().strip()), signal.SIGHUP)
 
 
 def run(st, tmp, policy):

@@ -251,8 +251,11 @@ def real_switch(st, tmp):
                                            "coalesce(grade, '') FROM household_state")}
     alerts0 = int(st.scalar("SELECT count(*) FROM alert"))
     write_policy(live, raised_line)
-    with open(os.path.join(st.home, "run", "levee-matching.pid")) as f:
-        os.kill(int(f.read().strip()), signal.SIGHUP)
+    # Every levee-matching process: the worker and its urgent lane's (as
+    # `pkill -HUP -x levee-matching` does).
+    for name in ("levee-matching.pid", "levee-matching-urgent.pid"):
+        with open(os.path.join(st.home, "run", name)) as f:
+            os.kill(int(f.read().strip()), signal.SIGHUP)
     deadline = time.monotonic() + 120
     while st.scalar("SELECT count(*) FROM household_state WHERE policy_version <> '2025.draft'") != "0":
         if time.monotonic() > deadline:
