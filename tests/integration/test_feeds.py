@@ -711,7 +711,7 @@ class FeedsTest:
 
     def urgent_lane(self):
         section("9. the urgent lane's own processes: a declaration passes a stuck batch; households locked")
-        ids = {h: new_id(1950 + i) for i, h in enumerate(("UL1", "UL2"))}
+        ids = {h: new_id(1950 + i) for i, h in enumerate(("UL1", "UL2", "UL3"))}
         self.registry([(h, "一般农户", "4000", [(ids[h], "户主" + h)]) for h in ids])
         self.idle()
         decl = lambda h, rid: self.f.feed("declaration", [  # noqa: E731
@@ -740,6 +740,22 @@ class FeedsTest:
         CK.eq(self.st.scalar("SELECT count(*) FROM consumed WHERE consumer = 'matching-urgent' "
                              "AND msg_id = 'ing:' || :'i' || ':1'", {"i": str(r.get("import_id"))}), "1",
               "... its batch consumed by matching-urgent")
+        # A small import ingest-urgent left running (killed between its claim
+        # and its batch): it alone resumes it, the main ingest stopped.
+        path = decl("UL3", "U-UL3")
+        os.kill(stuck[0], signal.SIGSTOP)
+        try:
+            self.st.psql("INSERT INTO import (source, path, status, created_ms, started_ms, bytes_total, worker) "
+                         "VALUES ('declaration', :'p', 'running', 0, 0, :'b', -1)",
+                         {"p": path, "b": str(os.path.getsize(path))})
+            try:
+                self.st.wait_for(lambda: self.alerts("UL3"), timeout=30, what="UL3's alert")
+            except TimeoutError as e:
+                CK.check(False, "a small import left running by ingest-urgent is resumed by it", e)
+        finally:
+            os.kill(stuck[0], signal.SIGCONT)
+        CK.eq([a[3:] for a in self.alerts("UL3")], [("declaration", "U-UL3")],
+              "UL3: one alert from the resumed import")
         # A session holding UL2's row: matching may not judge HV until it lets go.
         holder = subprocess.Popen(
             ["psql", "-X", "-q", "-h", "127.0.0.1", "-p", str(self.st.port_base), "-U", "levee", "-d", "levee",
